@@ -1,0 +1,131 @@
+"""Schema checks: one per declared column (and one for strictness), pandera underneath.
+
+Each dataset in scope is validated once, lazily, against one pandera schema; the failure
+cases are then split by column, so every column check reports its own evidence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+
+from mlcheck.checks import Check, Outcome
+from mlcheck.context import Context
+from mlcheck.policy import ColumnSpec, Policy
+
+MAX_EXAMPLES = 5
+_CHECKS = {  # policy key -> pandera built-in check
+    "ge": pa.Check.ge, "gt": pa.Check.gt, "le": pa.Check.le, "lt": pa.Check.lt,
+    "isin": lambda v: pa.Check.isin(list(v)), "notin": lambda v: pa.Check.notin(list(v)),
+    "regex": pa.Check.str_matches, "min_length": lambda v: pa.Check.str_length(min_value=v),
+    "max_length": lambda v: pa.Check.str_length(max_value=v),
+}
+STRICT_ID = "schema/strict"
+
+
+def compile_checks(policy: Policy, context: Context) -> list[Check]:
+    spec = policy.schema_
+    if spec is None:
+        return []
+    datasets = list(spec.datasets or policy.data.datasets)
+    where = policy.origin.locate
+    checks = [
+        Check(
+            id=f"schema/{column}",
+            family="schema",
+            severity=col.severity or spec.severity,
+            description=_describe(column, col),
+            evaluate=_column_check(column, datasets),
+            policy_line=where("schema", "columns", column).line,
+        )
+        for column, col in spec.columns.items()
+    ]
+    if spec.strict:
+        checks.append(Check(
+            id=STRICT_ID, family="schema", severity=spec.severity,
+            description="no columns beyond those declared (strict)",
+            evaluate=_column_check(None, datasets),
+            policy_line=where("schema", "strict").line,
+        ))
+    return checks
+
+
+def build_schema(policy: Policy) -> pa.DataFrameSchema:
+    """The pandera schema for the policy's `schema` section."""
+    spec = policy.schema_
+    columns = {}
+    for name, col in spec.columns.items():
+        given = col.checks.model_dump(exclude_none=True)
+        columns[name] = pa.Column(
+            col.dtype, checks=[_CHECKS[key](value) for key, value in given.items()],
+            nullable=col.nullable, unique=col.unique, required=col.required, name=name,
+        )
+    return pa.DataFrameSchema(columns, strict=spec.strict)
+
+
+def failure_cases(context: Context, dataset: str) -> pd.DataFrame:
+    """Pandera's failure cases for one dataset, computed once per run."""
+
+    def validate() -> pd.DataFrame:
+        try:
+            build_schema(context.policy).validate(context.frame(dataset), lazy=True)
+        except pa.errors.SchemaErrors as exc:
+            return exc.failure_cases
+        return pd.DataFrame(columns=["column", "check", "failure_case", "index"])
+
+    return context.memo(("schema", dataset), validate)
+
+
+def _column_check(column: str | None, datasets: list[str]):
+    """Evaluate one column (None: the strictness check) across the datasets in scope."""
+
+    def evaluate(context: Context) -> Outcome:
+        per_dataset: dict[str, Any] = {}
+        total = rows = 0
+        for dataset in datasets:
+            cases = failure_cases(context, dataset)
+            mine = _cases_for(cases, column)
+            rows += len(context.frame(dataset))
+            total += len(mine)
+            per_dataset[dataset] = {
+                "rows": len(context.frame(dataset)),
+                "failures": len(mine),
+                "by_check": {str(k): int(v) for k, v in mine["check"].value_counts().items()},
+                "examples": [_plain(v) for v in mine["failure_case"].head(MAX_EXAMPLES)],
+                "example_rows": [_plain(v) for v in mine["index"].head(MAX_EXAMPLES)],
+            }
+        failing = {ds: e["by_check"] for ds, e in per_dataset.items() if e["failures"]}
+        if total:
+            summary = "; ".join(
+                f"{ds}: " + ", ".join(f"{check} ({count})" for check, count in by.items())
+                for ds, by in failing.items())
+            message = f"{total} failure(s) — {summary}"
+        else:
+            message = f"valid in {', '.join(datasets)}"
+        return Outcome(passed=total == 0, value=total, bounds={"max": 0}, n=rows,
+                       message=message, evidence={"datasets": per_dataset})
+
+    return evaluate
+
+
+def _cases_for(cases: pd.DataFrame, column: str | None) -> pd.DataFrame:
+    if column is None:  # strictness: columns present in the data but not in the schema
+        return cases[cases["check"] == "column_in_schema"]
+    missing = (cases["check"] == "column_in_dataframe") & (cases["failure_case"] == column)
+    return cases[(cases["column"] == column) | missing]
+
+
+def _describe(column: str, spec: ColumnSpec) -> str:
+    parts = [spec.dtype or "any dtype", "nullable" if spec.nullable else "no missing values"]
+    if spec.unique:
+        parts.append("unique")
+    parts.extend(f"{k} {v}" for k, v in spec.checks.model_dump(exclude_none=True).items())
+    return f"column '{column}': " + ", ".join(str(p) for p in parts)
+
+
+def _plain(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value

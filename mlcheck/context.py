@@ -1,0 +1,219 @@
+"""The evaluation context: everything checks share, computed once per run and cached.
+
+Checks ask the context for labels, predictions and scores; they never call a model
+themselves. Failures (a model that raises, NaN scores) are cached too, so every check
+that depends on them reports the same error without retrying the model.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlcheck.errors import CheckError
+from mlcheck.metrics import BINARY, MULTICLASS, REGRESSION
+from mlcheck.policy import Policy
+from mlcheck.subject import LoadedModel, Subject
+
+
+@dataclass(frozen=True)
+class Truth:
+    """True labels of a dataset, normalised for the task (binary: True = positive)."""
+
+    values: np.ndarray
+    classes: tuple | None  # binary: (False, True); multiclass: the label set; regression: None
+    positive_label: Any = None
+
+
+class Context:
+    """Lazy cache of a run's shared work: predictions, scores, truth, validation results."""
+
+    def __init__(self, policy: Policy, subject: Subject) -> None:
+        self.policy = policy
+        self.subject = subject
+        self.task = policy.model.task if policy.model else None
+        self.model_calls: Counter[tuple[str, str, str]] = Counter()
+        self._memo: dict[Hashable, tuple[bool, Any]] = {}
+
+    def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """Compute once per key; a failure is remembered and raised again."""
+        if key not in self._memo:
+            try:
+                self._memo[key] = (True, compute())
+            except CheckError as exc:
+                self._memo[key] = (False, exc)
+        ok, value = self._memo[key]
+        if not ok:
+            raise value
+        return value
+
+    def frame(self, dataset: str) -> pd.DataFrame:
+        return self.subject.datasets[dataset].frame
+
+    def model(self, role: str) -> LoadedModel:
+        model = self.subject.model if role == "candidate" else self.subject.baseline
+        if model is None:
+            raise CheckError(f"no {role} model is configured")
+        return model
+
+    # ---------------------------------------------------------------- truth
+
+    def truth(self, dataset: str) -> Truth:
+        return self.memo(("truth", dataset), lambda: self._truth(dataset))
+
+    def _truth(self, dataset: str) -> Truth:
+        target = self.policy.data.target
+        if target is None:
+            raise CheckError("`data.target` is not set")
+        column = self.frame(dataset)[target]
+        missing = int(column.isna().sum())
+        if missing:
+            raise CheckError(f"target '{target}' has {missing} missing values in dataset "
+                             f"'{dataset}'")
+        if self.task == REGRESSION:
+            if not pd.api.types.is_numeric_dtype(column):
+                raise CheckError(f"target '{target}' is not numeric ({column.dtype}) but the "
+                                 "task is regression")
+            return Truth(column.to_numpy(dtype=float), None)
+        if self.task == MULTICLASS:
+            return Truth(column.to_numpy(), tuple(sorted(column.unique().tolist(), key=str)))
+        positive = self._positive_label(column, dataset)
+        return Truth((column == positive).to_numpy(), (False, True), positive)
+
+    def _positive_label(self, column: pd.Series, dataset: str) -> Any:
+        values = column.unique().tolist()
+        configured = self.policy.data.positive_label
+        if configured is None:
+            if set(values) <= {0, 1}:
+                return 1
+            raise CheckError(
+                f"target '{column.name}' has labels {sorted(map(str, values))[:10]}: set "
+                "`data.positive_label` to the one that counts as positive")
+        match = [v for v in values if v == configured or str(v) == str(configured)]
+        if not match:
+            raise CheckError(f"positive_label {configured!r} does not occur in target "
+                             f"'{column.name}' of dataset '{dataset}' (labels: "
+                             f"{sorted(map(str, values))[:10]})")
+        if len(values) > 2:
+            raise CheckError(f"target '{column.name}' has {len(values)} labels but the task "
+                             "is binary_classification")
+        return match[0]
+
+    # ---------------------------------------------------------- model outputs
+
+    def labels(self, role: str, dataset: str) -> np.ndarray:
+        """Predicted labels (binary: True = positive), computed once per model and dataset."""
+        return self.memo(("labels", role, dataset), lambda: self._labels(role, dataset))
+
+    def scores(self, role: str, dataset: str) -> np.ndarray:
+        """Scores (binary: positive-class probability; multiclass: one column per class;
+        regression: the prediction), computed once per model and dataset."""
+        return self.memo(("scores", role, dataset), lambda: self._scores(role, dataset))
+
+    def classes(self, dataset: str) -> tuple | None:
+        """Class order of labels and score columns for the task."""
+        truth = self.truth(dataset)
+        if self.task != MULTICLASS:
+            return truth.classes
+        model = self.subject.model
+        if model is not None and model.estimator is not None:
+            return tuple(model.estimator.classes_)
+        return truth.classes
+
+    def features(self, dataset: str) -> pd.DataFrame:
+        frame = self.frame(dataset)
+        spec = self.policy.model
+        if spec is not None and spec.features:
+            return frame[list(spec.features)]
+        target = self.policy.data.target
+        return frame.drop(columns=[target]) if target in frame.columns else frame
+
+    def _call(self, model: LoadedModel, method: str, dataset: str) -> np.ndarray:
+        estimator = model.estimator
+        if not hasattr(estimator, method):
+            raise CheckError(f"{model.role} model ({type(estimator).__name__}) has no "
+                             f"`{method}` method")
+        self.model_calls[(model.role, dataset, method)] += 1
+        try:
+            return np.asarray(getattr(estimator, method)(self.features(dataset)))
+        except Exception as exc:
+            raise CheckError(f"{model.role} model raised {type(exc).__name__} in {method} on "
+                             f"dataset '{dataset}': {exc}") from None
+
+    def _labels(self, role: str, dataset: str) -> np.ndarray:
+        model = self.model(role)
+        source = model.source
+        if self.task == REGRESSION:
+            raise CheckError("regression has no predicted labels")
+        if self.task == BINARY and source.threshold is not None:
+            return self.scores(role, dataset) >= source.threshold
+        if model.estimator is None:
+            if not source.predictions:
+                raise CheckError(f"{role}: black-box mode needs `predictions` or a "
+                                 "`threshold` on `scores` for label metrics")
+            raw = self.frame(dataset)[source.predictions]
+            if raw.isna().any():
+                raise CheckError(f"{role}: predictions column '{source.predictions}' has "
+                                 f"{int(raw.isna().sum())} missing values")
+        else:
+            raw = pd.Series(self._call(model, "predict", dataset))
+        if self.task == BINARY:
+            positive = self.truth(dataset).positive_label
+            return (raw == positive).to_numpy() | (raw.astype(str) == str(positive)).to_numpy()
+        return raw.to_numpy()
+
+    def _scores(self, role: str, dataset: str) -> np.ndarray:
+        model = self.model(role)
+        source = model.source
+        if model.estimator is None:
+            scores = self._column_scores(source, dataset)
+        elif self.task == REGRESSION:
+            scores = self._call(model, "predict", dataset).astype(float)
+        else:
+            proba = self._call(model, "predict_proba", dataset).astype(float)
+            classes = list(model.estimator.classes_)
+            if self.task == BINARY:
+                positive = self.truth(dataset).positive_label
+                matches = [i for i, c in enumerate(classes) if c == positive or
+                           str(c) == str(positive)]
+                if not matches:
+                    raise CheckError(f"{role} model's classes {classes} do not include the "
+                                     f"positive label {positive!r}")
+                scores = proba[:, matches[0]]
+            else:
+                scores = proba
+        bad = int(np.count_nonzero(~np.isfinite(scores)))
+        if bad:
+            raise CheckError(f"{role} model produced {bad} NaN or infinite scores on dataset "
+                             f"'{dataset}' ({scores.shape[0]} rows)")
+        return scores
+
+    def _column_scores(self, source: Any, dataset: str) -> np.ndarray:
+        frame = self.frame(dataset)
+        if not source.scores:
+            raise CheckError("black-box mode without a `scores` column: this metric needs "
+                             "scores")
+        if isinstance(source.scores, dict):
+            if self.task != MULTICLASS:
+                raise CheckError("a mapping of score columns is for multiclass tasks")
+            by_name = {str(k): v for k, v in source.scores.items()}
+            classes = self.classes(dataset)
+            missing = [c for c in classes if str(c) not in by_name]
+            if missing:
+                raise CheckError(f"`scores` has no column for classes {missing}")
+            columns = [by_name[str(c)] for c in classes]
+        else:
+            if self.task == MULTICLASS:
+                raise CheckError("multiclass black-box scores need a mapping class -> column")
+            columns = [source.scores]
+        values = frame[columns]
+        non_numeric = [c for c in columns if not pd.api.types.is_numeric_dtype(values[c])]
+        if non_numeric:
+            raise CheckError(f"score columns {non_numeric} are not numeric")
+        array = values.to_numpy(dtype=float)
+        return array[:, 0] if array.shape[1] == 1 and self.task != MULTICLASS else array

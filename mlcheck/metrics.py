@@ -1,0 +1,137 @@
+"""The performance metrics a policy may name: one registry, scikit-learn underneath.
+
+Binary tasks see `y_true`/`y_pred` as booleans (True = the positive label) and scores as
+the positive-class probability; multiclass tasks see labels and a score matrix whose
+columns follow `classes`; regression sees numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+from sklearn import metrics as skm
+
+BINARY = "binary_classification"
+MULTICLASS = "multiclass_classification"
+REGRESSION = "regression"
+TASKS = (BINARY, MULTICLASS, REGRESSION)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named metric: which tasks it applies to, what it reads, and which way is better."""
+
+    name: str
+    tasks: frozenset[str]
+    needs: str  # "labels" (predicted classes) or "scores" (probabilities / regression output)
+    higher_is_better: bool
+    compute: Callable[..., float]
+    description: str
+
+
+def _labels(fn: Callable[..., float], **kwargs: object) -> Callable[..., float]:
+    def compute(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence | None) -> float:
+        extra = dict(kwargs)
+        if "average" in extra and classes is not None:
+            extra["labels"] = list(classes)
+        return fn(y_true, y_pred, **extra)
+
+    return compute
+
+
+def _binary(fn: Callable[..., float], **kwargs: object) -> Callable[..., float]:
+    return lambda y_true, y_pred, classes: fn(y_true, y_pred, pos_label=True, **kwargs)
+
+
+def _roc_auc(y_true, y_score, classes, *, multi_class="raise", average="macro"):
+    if y_score.ndim == 1:
+        return skm.roc_auc_score(y_true, y_score)
+    return skm.roc_auc_score(
+        y_true, y_score, multi_class=multi_class, average=average, labels=list(classes)
+    )
+
+
+def _log_loss(y_true, y_score, classes):
+    if y_score.ndim == 1:
+        return skm.log_loss(y_true, y_score, labels=[False, True])
+    return skm.log_loss(y_true, y_score, labels=list(classes))
+
+
+def _brier(y_true, y_score, classes):
+    if y_score.ndim == 1:
+        return skm.brier_score_loss(y_true, y_score, pos_label=True)
+    return skm.brier_score_loss(y_true, y_score, labels=list(classes))
+
+
+def _regression(fn: Callable[..., float]) -> Callable[..., float]:
+    return lambda y_true, y_pred, classes: fn(y_true, y_pred)
+
+
+_CLASSIFICATION = frozenset({BINARY, MULTICLASS})
+_BINARY_ONLY = frozenset({BINARY})
+_MULTI_ONLY = frozenset({MULTICLASS})
+_REGRESSION_ONLY = frozenset({REGRESSION})
+_nan = float("nan")
+
+_DEFINITIONS = [
+    Metric("accuracy", _CLASSIFICATION, "labels", True,
+           _labels(skm.accuracy_score), "share of correct predictions"),
+    Metric("balanced_accuracy", _CLASSIFICATION, "labels", True,
+           _labels(skm.balanced_accuracy_score), "mean recall over classes"),
+    Metric("precision", _BINARY_ONLY, "labels", True,
+           _binary(skm.precision_score, zero_division=_nan), "positive predictive value"),
+    Metric("recall", _BINARY_ONLY, "labels", True,
+           _binary(skm.recall_score, zero_division=_nan), "true positive rate"),
+    Metric("f1", _BINARY_ONLY, "labels", True,
+           _binary(skm.f1_score, zero_division=_nan), "harmonic mean of precision and recall"),
+    Metric("roc_auc", _BINARY_ONLY, "scores", True, _roc_auc,
+           "area under the ROC curve"),
+    Metric("average_precision", _BINARY_ONLY, "scores", True,
+           lambda y, s, c: skm.average_precision_score(y, s, pos_label=True),
+           "area under the precision-recall curve"),
+    Metric("log_loss", _CLASSIFICATION, "scores", False, _log_loss, "cross-entropy loss"),
+    Metric("brier_score", _CLASSIFICATION, "scores", False, _brier,
+           "mean squared error of the probabilities"),
+    Metric("roc_auc_ovr", _MULTI_ONLY, "scores", True,
+           partial(_roc_auc, multi_class="ovr", average="macro"),
+           "one-vs-rest ROC AUC, macro average"),
+    Metric("roc_auc_ovr_weighted", _MULTI_ONLY, "scores", True,
+           partial(_roc_auc, multi_class="ovr", average="weighted"),
+           "one-vs-rest ROC AUC, weighted by class frequency"),
+    Metric("roc_auc_ovo", _MULTI_ONLY, "scores", True,
+           partial(_roc_auc, multi_class="ovo", average="macro"),
+           "one-vs-one ROC AUC, macro average"),
+    Metric("mae", _REGRESSION_ONLY, "scores", False,
+           _regression(skm.mean_absolute_error), "mean absolute error"),
+    Metric("mse", _REGRESSION_ONLY, "scores", False,
+           _regression(skm.mean_squared_error), "mean squared error"),
+    Metric("rmse", _REGRESSION_ONLY, "scores", False,
+           _regression(skm.root_mean_squared_error), "root mean squared error"),
+    Metric("r2", _REGRESSION_ONLY, "scores", True, _regression(skm.r2_score),
+           "coefficient of determination"),
+    Metric("mape", _REGRESSION_ONLY, "scores", False,
+           _regression(skm.mean_absolute_percentage_error),
+           "mean absolute percentage error (a fraction, 0.1 = 10%)"),
+]
+for _base, _fn, _what in [
+    ("precision", skm.precision_score, "precision"),
+    ("recall", skm.recall_score, "recall"),
+    ("f1", skm.f1_score, "F1"),
+]:
+    for _average in ("macro", "weighted"):
+        _DEFINITIONS.append(
+            Metric(f"{_base}_{_average}", _CLASSIFICATION, "labels", True,
+                   _labels(_fn, average=_average, zero_division=_nan),
+                   f"{_what} averaged over classes ({_average})")
+        )
+
+METRICS: dict[str, Metric] = {m.name: m for m in _DEFINITIONS}
+METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
+
+
+def metrics_for(task: str) -> list[str]:
+    """Names of the metrics that apply to a task, in registry order."""
+    return [m.name for m in _DEFINITIONS if task in m.tasks]

@@ -1,0 +1,588 @@
+"""The policy language: typed, immutable models, and YAML loading that remembers positions.
+
+A policy is validated by pydantic (types, unknown keys, bounds), then cross-checked
+(references between sections). Every problem is reported with the file, line and column
+it was written at, and a suggestion where a near-miss is likely a typo.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from mlcheck.errors import Location, PolicyError, display_path
+from mlcheck.metrics import METRIC_NAMES, METRICS, TASKS, metrics_for
+
+POLICY_VERSION = 1
+Severity = Literal["block", "warn"]
+Task = Literal[TASKS]  # type: ignore[valid-type]
+MetricName = Literal[METRIC_NAMES]  # type: ignore[valid-type]
+DType = Literal[
+    "int64", "int32", "Int64", "float64", "float32", "str", "string", "bool",
+    "boolean", "category", "datetime64[ns]", "object",
+]
+Scalar = Union[bool, int, float, str]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")]
+
+
+class Spec(BaseModel):
+    """Base of every policy section: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _path_shorthand(value: Any) -> Any:
+    """Allow `key: some/path` where `key: {path: some/path}` is meant."""
+    return {"path": value} if isinstance(value, str) else value
+
+
+class ModelSource(Spec):
+    """Where predictions come from: a model file, a factory, or columns of the data."""
+
+    path: str | None = Field(None, description="Model file (.skops; .pkl/.joblib need trust).")
+    factory: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="`package.module:function` returning a fitted model.",
+    )
+    sha256: Sha256 | None = Field(None, description="Expected SHA-256 of the model file.")
+    trust: bool = Field(False, description="Allow pickle/joblib files to be unpickled.")
+    trusted_types: tuple[str, ...] = Field(
+        (), description="Types a .skops file may contain beyond skops' defaults."
+    )
+    predictions: str | None = Field(None, description="Black box: column of predicted labels.")
+    scores: str | dict[str, str] | None = Field(
+        None,
+        description="Black box: column of scores (binary: positive-class probability; "
+        "regression: the prediction), or for multiclass a mapping class -> column.",
+    )
+    threshold: float | None = Field(
+        None, description="Binary: predict the positive label when score >= threshold."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSource:
+        sources = [
+            name for name, given in (
+                ("path", self.path), ("factory", self.factory),
+                ("predictions/scores", self.predictions or self.scores),
+            ) if given
+        ]
+        if len(sources) != 1:
+            raise ValueError(
+                "give exactly one of `path`, `factory`, or black-box `predictions`/`scores`"
+                + (f" (found {', '.join(sources)})" if sources else "")
+            )
+        if self.sha256 and not self.path:
+            raise ValueError("`sha256` pins a model file; it needs `path`")
+        if self.trusted_types and not (self.path or "").endswith(".skops"):
+            raise ValueError("`trusted_types` applies to .skops files only")
+        return self
+
+    @property
+    def black_box(self) -> bool:
+        return bool(self.predictions or self.scores)
+
+
+class ModelSpec(ModelSource):
+    """The candidate model, its task, and an optional baseline (champion) to compare with."""
+
+    task: Task = Field(description="binary_classification, multiclass_classification or regression.")
+    features: tuple[str, ...] | None = Field(
+        None, description="Columns passed to the model; default: every column but the target."
+    )
+    baseline: ModelSource | None = Field(None, description="The champion model, same keys.")
+
+    _shorthand = field_validator("baseline", mode="before")(lambda cls, v: _path_shorthand(v))
+
+
+class DatasetSpec(Spec):
+    """A dataset file (CSV, gzip'd CSV or Parquet)."""
+
+    path: str = Field(description="File path, relative to the policy file.")
+    sha256: Sha256 | None = Field(None, description="Expected SHA-256 of the file.")
+    format: Literal["csv", "parquet"] | None = Field(None, description="Default: from suffix.")
+
+
+class DataSpec(Spec):
+    """The label and the named datasets the checks read."""
+
+    target: str | None = Field(None, description="Column holding the true label / value.")
+    positive_label: Scalar | None = Field(
+        None, description="Binary: the label counted as positive (default 1 or True)."
+    )
+    datasets: dict[Name, DatasetSpec] = Field(
+        min_length=1, description="Named datasets, e.g. eval, reference, current."
+    )
+
+    _shorthand = field_validator("datasets", mode="before")(
+        lambda cls, v: {k: _path_shorthand(x) for k, x in v.items()} if isinstance(v, dict) else v
+    )
+
+
+class ColumnChecks(Spec):
+    """Value checks on one column (pandera built-in checks)."""
+
+    ge: float | None = Field(None, description="Every value >= this.")
+    gt: float | None = Field(None, description="Every value > this.")
+    le: float | None = Field(None, description="Every value <= this.")
+    lt: float | None = Field(None, description="Every value < this.")
+    isin: tuple[Scalar, ...] | None = Field(None, description="Allowed values.")
+    notin: tuple[Scalar, ...] | None = Field(None, description="Forbidden values.")
+    regex: str | None = Field(None, description="Strings must match this regular expression.")
+    min_length: int | None = Field(None, ge=0, description="Minimum string length.")
+    max_length: int | None = Field(None, ge=0, description="Maximum string length.")
+
+    @model_validator(mode="after")
+    def _possible(self) -> ColumnChecks:
+        lower = [b for b in (self.ge, self.gt) if b is not None]
+        upper = [b for b in (self.le, self.lt) if b is not None]
+        if lower and upper and max(lower) > min(upper):
+            raise ValueError(f"impossible range: lower bound {max(lower)} > upper {min(upper)}")
+        if None not in (self.min_length, self.max_length) and self.min_length > self.max_length:
+            raise ValueError("impossible: `min_length` > `max_length`")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return self
+
+
+class ColumnSpec(Spec):
+    """What one column must look like."""
+
+    dtype: DType | None = Field(None, description="Expected dtype; not coerced.")
+    nullable: bool = Field(False, description="Whether missing values are allowed.")
+    unique: bool = Field(False, description="Whether values must be unique.")
+    required: bool = Field(True, description="Whether the column must be present.")
+    checks: ColumnChecks = Field(default_factory=ColumnChecks, description="Value checks.")
+    severity: Severity | None = Field(None, description="Overrides the section's severity.")
+
+
+class SchemaSpec(Spec):
+    """Data schema, validated with pandera on the named datasets."""
+
+    datasets: tuple[str, ...] | None = Field(None, description="Default: every dataset.")
+    strict: bool = Field(False, description="Columns not listed are a failure.")
+    severity: Severity = Field("block", description="Default severity of schema checks.")
+    columns: dict[str, ColumnSpec] = Field(min_length=1, description="Column name -> spec.")
+
+
+class BaselineRule(Spec):
+    """Comparison with the baseline model on the same data."""
+
+    max_drop: float | None = Field(
+        None, ge=0, description="Non-inferiority: the candidate may be worse by at most this."
+    )
+    min_gain: float | None = Field(
+        None, ge=0, description="Superiority: the candidate must be better by at least this."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BaselineRule:
+        if (self.max_drop is None) == (self.min_gain is None):
+            raise ValueError("give exactly one of `max_drop` or `min_gain`")
+        return self
+
+
+class PerformanceRule(Spec):
+    """One metric with bounds, optionally per slice and/or against the baseline."""
+
+    metric: MetricName = Field(description="Metric name, see the table of metrics.")
+    min: float | None = Field(None, description="Lowest acceptable value.")
+    max: float | None = Field(None, description="Highest acceptable value.")
+    by: tuple[str, ...] = Field((), description="Columns to slice by: one check per slice.")
+    baseline: BaselineRule | None = Field(None, description="Compare with the baseline model.")
+    severity: Severity | None = Field(None, description="Overrides the section's severity.")
+    id: Name | None = Field(None, description="Check id to use instead of the metric name.")
+
+    _by = field_validator("by", mode="before")(lambda cls, v: [v] if isinstance(v, str) else v)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> PerformanceRule:
+        if self.min is None and self.max is None and self.baseline is None:
+            raise ValueError("a rule needs `min`, `max` or `baseline`")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"impossible bounds: min {self.min} > max {self.max}")
+        return self
+
+
+class PerformanceSpec(Spec):
+    """Performance thresholds, computed with scikit-learn metrics."""
+
+    dataset: str = Field("eval", description="Dataset the metrics are computed on.")
+    severity: Severity = Field("block", description="Default severity of performance checks.")
+    rules: tuple[PerformanceRule, ...] = Field(min_length=1, description="The rules.")
+
+
+class Policy(Spec):
+    """A whole policy file (after `extends` is resolved)."""
+
+    mlcheck: Literal[1] = Field(description="Version of the policy language.")
+    name: str = Field(min_length=1, description="Name of the policy, shown in reports.")
+    owner: str | None = Field(None, description="Who answers for this policy.")
+    version: str | None = Field(None, description="The policy's own version.")
+    description: str | None = Field(None, description="What the policy is for.")
+    extends: tuple[str, ...] = Field((), description="Base policies, merged in order.")
+    model: ModelSpec | None = Field(None, description="The candidate model.")
+    data: DataSpec = Field(description="Target and datasets.")
+    schema_: SchemaSpec | None = Field(None, alias="schema", description="Data schema.")
+    performance: PerformanceSpec | None = Field(None, description="Performance rules.")
+
+    _extends = field_validator("extends", mode="before")(
+        lambda cls, v: [v] if isinstance(v, str) else v
+    )
+    _origin: PolicyOrigin | None = PrivateAttr(None)
+
+    @property
+    def origin(self) -> PolicyOrigin:
+        """The files the policy came from, their hashes and where each key was written."""
+        if self._origin is None:
+            raise AttributeError("this policy was not loaded from a file")
+        return self._origin
+
+    @property
+    def base_dir(self) -> Path:
+        return self.origin.path.parent
+
+
+class PolicyOrigin(BaseModel):
+    """Provenance of a loaded policy: files (with SHA-256), resolved content, positions."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    path: Path
+    sources: tuple[tuple[str, str], ...]  # (path, sha256), the policy file first
+    resolved: dict[str, Any]
+    sha256: str  # of the canonical JSON of the resolved content
+    positions: dict[tuple, Location]
+
+    def locate(self, *path: str | int) -> Location:
+        """Location of a key path, falling back to its nearest written ancestor."""
+        key = tuple(path)
+        while key and key not in self.positions:
+            key = key[:-1]
+        base = self.positions.get(key, Location(display_path(self.path)))
+        return Location(base.file, base.line, base.column, _dotted(path) or None)
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load, merge (`extends`), validate and cross-check a policy file."""
+    path = Path(path)
+    raw, positions, sources = _load_tree(path, chain=())
+    raw.pop("extends", None)
+    raw["extends"] = [display_path(p) for p, _ in sources[1:]]
+    try:
+        policy = Policy.model_validate(raw)
+    except ValidationError as exc:
+        raise PolicyError(_explain(exc, raw, positions, path)) from None
+    canonical = json.dumps(raw, sort_keys=True, default=str, separators=(",", ":"))
+    policy._origin = PolicyOrigin(
+        path=path,
+        sources=tuple((display_path(p), digest) for p, digest in sources),
+        resolved=raw,
+        sha256=hashlib.sha256(canonical.encode()).hexdigest(),
+        positions=positions,
+    )
+    problems = _cross_check(policy)
+    if problems:
+        raise PolicyError(problems)
+    return policy
+
+
+def _load_tree(path: Path, chain: tuple[Path, ...]) -> tuple[dict, dict, list]:
+    """Read one file and its bases; return merged data, positions and (file, sha256) list."""
+    resolved = path.resolve()
+    if resolved in chain:
+        cycle = " -> ".join(display_path(p) for p in (*chain, resolved))
+        raise PolicyError([(f"`extends` forms a cycle: {cycle}", Location(display_path(path)))])
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        raise PolicyError([("policy file not found", Location(display_path(path)))]) from None
+    except OSError as exc:
+        raise PolicyError([(f"cannot read policy: {exc.strerror}", Location(str(path)))]) from None
+    data, positions = _parse_yaml(content, display_path(path))
+    sources = [(path, hashlib.sha256(content).hexdigest())]
+
+    bases = data.get("extends", [])
+    bases = [bases] if isinstance(bases, str) else bases
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise PolicyError([("`extends` must be a path or a list of paths",
+                            positions.get(("extends",)))])
+    merged: dict = {}
+    merged_positions: dict = {}
+    for index, base in enumerate(bases):
+        base_path = path.parent / base
+        if not base_path.exists():
+            where = positions.get(("extends", index)) or positions.get(("extends",))
+            raise PolicyError([(f"base policy not found: {display_path(base_path)}", where)])
+        base_data, base_positions, base_sources = _load_tree(base_path, (*chain, resolved))
+        base_data.pop("extends", None)
+        merged = _merge(merged, base_data)
+        merged_positions.update(base_positions)
+        sources.extend(base_sources)
+    merged = _merge(merged, data)
+    for key in list(merged_positions):
+        if key and key[0] in data and _owned_by_child(key, data):
+            del merged_positions[key]
+    merged_positions.update(positions)
+    return merged, merged_positions, sources
+
+
+def _owned_by_child(key: tuple, data: dict) -> bool:
+    """True when the child file replaced the value at (a prefix of) this key path."""
+    node: Any = data
+    for part in key:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            if not isinstance(node, dict):
+                return True
+        else:
+            return False
+    return True
+
+
+def _merge(base: dict, child: dict) -> dict:
+    """Deep-merge mappings; the child wins, lists and scalars are replaced whole."""
+    out = dict(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _parse_yaml(content: bytes, filename: str) -> tuple[dict, dict]:
+    """Parse YAML, keeping the position of every key; reject duplicate keys."""
+    try:
+        loader = yaml.SafeLoader(content)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or str(exc)
+        location = Location(filename, mark.line + 1, mark.column + 1) if mark else None
+        raise PolicyError([(f"invalid YAML: {problem}", location or Location(filename))]) from None
+    except yaml.YAMLError as exc:
+        raise PolicyError([(f"invalid YAML: {exc}", Location(filename))]) from None
+    if not isinstance(data, dict):
+        raise PolicyError([("a policy must be a YAML mapping (key: value lines)",
+                            Location(filename, 1, 1))])
+    positions: dict[tuple, Location] = {}
+    problems: list[tuple[str, Location]] = []
+    _record_positions(node, (), filename, positions, problems)
+    if problems:
+        raise PolicyError(problems)
+    return data, positions
+
+
+def _record_positions(node, path, filename, positions, problems) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            where = Location(filename, key_node.start_mark.line + 1,
+                             key_node.start_mark.column + 1, _dotted((*path, key)))
+            if key in seen:
+                problems.append((f"duplicate key '{key}' (first written on line {seen[key]})",
+                                 where))
+            seen[key] = where.line
+            positions[(*path, key)] = where
+            _record_positions(value_node, (*path, key), filename, positions, problems)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            positions[(*path, index)] = Location(
+                filename, item.start_mark.line + 1, item.start_mark.column + 1,
+                _dotted((*path, index)))
+            _record_positions(item, (*path, index), filename, positions, problems)
+
+
+def _dotted(path: Iterable[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# ------------------------------------------------------------------- explaining errors
+
+
+def _explain(exc: ValidationError, raw: dict, positions: dict, path: Path) -> list:
+    """Turn pydantic's errors into messages with positions and suggestions."""
+    problems = []
+    for error in exc.errors():
+        loc = _data_path(raw, error["loc"])
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            key = loc[-1]
+            valid = _valid_keys(loc[:-1])
+            message = f"unknown key '{key}'" + _suggest(str(key), valid)
+            if valid:
+                message += f"; valid keys here: {', '.join(valid)}"
+        elif kind == "missing":
+            missing = error["loc"][-1]
+            message = f"missing required key '{missing}'"
+        elif kind == "literal_error":
+            expected = re.findall(r"'([^']*)'", error["ctx"]["expected"])
+            message = f"'{error['input']}' is not allowed" + _suggest(str(error["input"]), expected)
+            if len(expected) <= 30:
+                message += f"; allowed: {', '.join(expected)}"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+        where = positions.get(loc) or _nearest(positions, loc, path)
+        problems.append((message, Location(where.file, where.line, where.column,
+                                           _dotted(loc) or None)))
+    problems.sort(key=lambda p: (p[1].file, p[1].line or 0))
+    return problems
+
+
+def _nearest(positions: dict, loc: tuple, path: Path) -> Location:
+    key = tuple(loc)
+    while key and key not in positions:
+        key = key[:-1]
+    return positions.get(key, Location(display_path(path), 1, 1))
+
+
+def _data_path(raw: Any, loc: tuple) -> tuple:
+    """Keep the parts of pydantic's error location that address the YAML data."""
+    out: list = []
+    node = raw
+    for index, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            out.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            out.append(part)
+        elif index == len(loc) - 1 and isinstance(node, dict) and isinstance(part, str):
+            out.append(part)  # a key that is not there (unknown, or missing)
+    return tuple(out)
+
+
+def _valid_keys(loc: tuple) -> list[str]:
+    """Field names (aliases) of the policy section at a data path."""
+    annotation: Any = Policy
+    for part in loc:
+        item = _container_item(annotation)
+        if item is not None:
+            annotation = item  # `part` is a list index or a mapping key
+            continue
+        model = _model_in(annotation)
+        fields = model.model_fields.items() if model else ()
+        field = next((f for n, f in fields if (f.alias or n) == part), None)
+        if field is None:
+            return []
+        annotation = field.annotation
+    model = _model_in(annotation)
+    return [f.alias or n for n, f in model.model_fields.items()] if model else []
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model of an annotation such as `Spec` or `Spec | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    models = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    return models[0] if models else None
+
+
+def _container_item(annotation: Any) -> Any:
+    """Item type of a list/tuple/dict annotation (also inside `| None`), else None."""
+    for candidate in (annotation, *get_args(annotation)):
+        origin = get_origin(candidate)
+        if origin in (list, tuple):
+            return get_args(candidate)[0]
+        if origin is dict:
+            return get_args(candidate)[1]
+    return None
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# --------------------------------------------------------------------- cross-checks
+
+
+def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
+    """References between sections, checked once the sections are valid on their own."""
+    problems = []
+    where = policy.origin.locate
+    datasets = list(policy.data.datasets)
+    model = policy.model
+
+    if policy.schema_ and policy.schema_.datasets:
+        for index, name in enumerate(policy.schema_.datasets):
+            if name not in datasets:
+                problems.append((f"unknown dataset '{name}'" + _suggest(name, datasets)
+                                 + f"; datasets: {', '.join(datasets)}",
+                                 where("schema", "datasets", index)))
+
+    perf = policy.performance
+    if perf:
+        if perf.dataset not in datasets:
+            problems.append((f"unknown dataset '{perf.dataset}'" + _suggest(perf.dataset, datasets)
+                             + f"; datasets: {', '.join(datasets)}",
+                             where("performance", "dataset")))
+        if model is None:
+            problems.append(("performance rules need a `model` section", where("performance")))
+        if policy.data.target is None:
+            problems.append(("performance rules need `data.target`", where("data")))
+        seen: dict[tuple, int] = {}
+        for index, rule in enumerate(perf.rules):
+            metric = METRICS[rule.metric]
+            if model and model.task not in metric.tasks:
+                valid = metrics_for(model.task)
+                problems.append((
+                    f"metric '{rule.metric}' does not apply to {model.task}"
+                    + _suggest(rule.metric, valid) + f"; use one of: {', '.join(valid)}",
+                    where("performance", "rules", index, "metric")))
+            if rule.baseline and model and model.baseline is None:
+                problems.append(("a `baseline` rule needs `model.baseline`",
+                                 where("performance", "rules", index, "baseline")))
+            name = rule.id or rule.metric
+            kinds = (["bounds"] if rule.min is not None or rule.max is not None else []) + (
+                ["baseline"] if rule.baseline else [])
+            for kind in kinds:
+                key = (name, rule.by, kind)
+                if key in seen:
+                    problems.append((
+                        f"rule repeats check id '{name}' of rule {seen[key]}; "
+                        "give one of them an `id`",
+                        where("performance", "rules", index)))
+                seen[key] = index
+    return problems
+
+
+def policy_json_schema() -> dict[str, Any]:
+    """JSON Schema of the policy language, for editors and other tools."""
+    schema = Policy.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "mlcheck policy"
+    return schema

@@ -1,0 +1,140 @@
+"""The record of a run: per-check results and the run as a whole, as versioned JSON.
+
+Renderers read only this record, so a stored result re-renders identically later.
+The format is documented in docs/record.md; bump RECORD_VERSION on breaking changes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RECORD_VERSION = 1
+VERDICTS = ("pass", "fail", "warn", "waived", "inconclusive", "error")
+BLOCKING_VERDICTS = ("fail", "inconclusive", "error")
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check, with the evidence an auditor needs to see why."""
+
+    id: str
+    family: str
+    severity: str
+    verdict: str
+    description: str = ""
+    value: float | None = None
+    bounds: dict[str, float] = field(default_factory=dict)
+    n: int | None = None
+    message: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    policy_line: int | None = None
+    duration_s: float = 0.0
+
+    @property
+    def blocking(self) -> bool:
+        """Whether this result stops promotion (`warn` and `waived` never do)."""
+        return self.verdict in BLOCKING_VERDICTS
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+@dataclass
+class RunResult:
+    """Everything a run established; serialised as the JSON record."""
+
+    policy: dict[str, Any]
+    subject: dict[str, Any]
+    checks: list[CheckResult]
+    environment: dict[str, Any]
+    timings: dict[str, float]
+    created_at: str
+    mlcheck_version: str
+    record_version: int = RECORD_VERSION
+
+    @property
+    def verdict(self) -> str:
+        """`blocked` when any check blocks promotion, else `passed`."""
+        return "blocked" if any(c.blocking for c in self.checks) else "passed"
+
+    @property
+    def blocked(self) -> bool:
+        return self.verdict == "blocked"
+
+    def counts(self) -> dict[str, int]:
+        return {v: sum(c.verdict == v for c in self.checks) for v in VERDICTS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "record_version": self.record_version,
+            "mlcheck_version": self.mlcheck_version,
+            "created_at": self.created_at,
+            "verdict": self.verdict,
+            "counts": self.counts(),
+            "policy": _jsonable(self.policy),
+            "subject": _jsonable(self.subject),
+            "environment": _jsonable(self.environment),
+            "timings": _jsonable(self.timings),
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        version = data.get("record_version")
+        if version != RECORD_VERSION:
+            raise ValueError(f"unsupported record_version {version!r} (this mlcheck reads "
+                             f"{RECORD_VERSION})")
+        return cls(
+            policy=data["policy"], subject=data["subject"],
+            checks=[CheckResult(**c) for c in data["checks"]],
+            environment=data["environment"], timings=data["timings"],
+            created_at=data["created_at"], mlcheck_version=data["mlcheck_version"],
+            record_version=version,
+        )
+
+    @classmethod
+    def read(cls, path: str | Path) -> RunResult:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy scalars unwrapped, NaN/inf as null, tuples as lists."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def write_atomic(path: str | Path, text: str) -> Path:
+    """Write a file so that readers see the old content or the new, never a half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
