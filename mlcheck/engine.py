@@ -86,7 +86,7 @@ def evaluate(policy: Policy | str | Path, *, trust_model: bool = False,
         timings={"load_s": loaded - started, "checks_s": finished - loaded,
                  "total_s": finished - started},
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        mlcheck_version=_version("mlcheck"),
+        mlcheck_version=package_version("mlcheck"),
     )
 
 
@@ -104,12 +104,12 @@ def environment(where: Path) -> dict:
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "packages": {name: _version(name) for name in RECORDED_PACKAGES},
+        "packages": {name: package_version(name) for name in RECORDED_PACKAGES},
         "git": _git(where),
     }
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:

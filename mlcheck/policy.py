@@ -436,7 +436,14 @@ def _dotted(path: Iterable[str | int]) -> str:
 def _explain(exc: ValidationError, raw: dict, positions: dict, path: Path) -> list:
     """Turn pydantic's errors into messages with positions and suggestions."""
     problems = []
-    for error in exc.errors():
+    errors = exc.errors()
+    typos = set()  # (parent path, key the user probably meant)
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            loc = _data_path(raw, error["loc"])
+            close = difflib.get_close_matches(str(loc[-1]), _valid_keys(loc[:-1]), n=1)
+            typos.update((loc[:-1], c) for c in close)
+    for error in errors:
         loc = _data_path(raw, error["loc"])
         kind = error["type"]
         if kind == "extra_forbidden":
@@ -447,6 +454,8 @@ def _explain(exc: ValidationError, raw: dict, positions: dict, path: Path) -> li
                 message += f"; valid keys here: {', '.join(valid)}"
         elif kind == "missing":
             missing = error["loc"][-1]
+            if (loc[:-1], missing) in typos:
+                continue  # reported as the typo that caused it
             message = f"missing required key '{missing}'"
         elif kind == "literal_error":
             expected = re.findall(r"'([^']*)'", error["ctx"]["expected"])

@@ -133,6 +133,9 @@ def write_atomic(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

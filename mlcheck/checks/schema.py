@@ -121,7 +121,8 @@ def _describe(column: str, spec: ColumnSpec) -> str:
     parts = [spec.dtype or "any dtype", "nullable" if spec.nullable else "no missing values"]
     if spec.unique:
         parts.append("unique")
-    parts.extend(f"{k} {v}" for k, v in spec.checks.model_dump(exclude_none=True).items())
+    parts.extend(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                 for k, v in spec.checks.model_dump(exclude_none=True).items())
     return f"column '{column}': " + ", ".join(str(p) for p in parts)
 
 

@@ -1,0 +1,117 @@
+"""Shared fixtures: the bundled example, and small real models and datasets built per test."""
+
+from __future__ import annotations
+
+import pickle
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.linear_model import LinearRegression, LogisticRegression
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_POLICY = REPO / "policies" / "adult-income.yaml"
+EXAMPLES = REPO / "examples"
+
+
+class Workspace:
+    """A temporary folder to write policies, datasets and models into."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return path
+
+    def policy(self, text: str, name: str = "policy.yaml") -> Path:
+        return self.write(name, text)
+
+    def frame(self, name: str, frame: pd.DataFrame) -> Path:
+        path = self.root / name
+        if name.endswith(".parquet"):
+            frame.to_parquet(path, index=False)
+        else:
+            frame.to_csv(path, index=False)
+        return path
+
+    def skops(self, name: str, model: object) -> Path:
+        path = self.root / name
+        sio.dump(model, path)
+        return path
+
+    def pickle(self, name: str, model: object) -> Path:
+        path = self.root / name
+        path.write_bytes(pickle.dumps(model))
+        return path
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    monkeypatch.chdir(tmp_path)
+    return Workspace(tmp_path)
+
+
+def binary_frame(rows: int = 600, seed: int = 0) -> pd.DataFrame:
+    """Two informative features, a group column, and a 0/1 label."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=rows), rng.normal(size=rows)
+    group = np.where(rng.random(rows) < 0.3, "a", "b")
+    y = (x1 + 0.5 * x2 + rng.normal(scale=0.7, size=rows) > 0).astype(int)
+    return pd.DataFrame({"x1": x1, "x2": x2, "group": group, "y": y})
+
+
+def fitted_logistic(frame: pd.DataFrame) -> LogisticRegression:
+    return LogisticRegression().fit(frame[["x1", "x2"]], frame["y"])
+
+
+def multiclass_frame(rows: int = 600, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=rows), rng.normal(size=rows)
+    label = np.select([x1 + rng.normal(scale=0.5, size=rows) > 0.5,
+                       x2 + rng.normal(scale=0.5, size=rows) > 0], ["high", "mid"], "low")
+    return pd.DataFrame({"x1": x1, "x2": x2, "label": label})
+
+
+def regression_frame(rows: int = 400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=rows), rng.normal(size=rows)
+    return pd.DataFrame({"x1": x1, "x2": x2,
+                         "price": 10 + 3 * x1 - 2 * x2 + rng.normal(scale=0.5, size=rows)})
+
+
+def fitted_regression(frame: pd.DataFrame) -> LinearRegression:
+    return LinearRegression().fit(frame[["x1", "x2"]], frame["price"])
+
+
+BINARY_POLICY = """
+mlcheck: 1
+name: tiny
+model:
+  path: model.skops
+  task: binary_classification
+  features: [x1, x2]
+data:
+  target: y
+  datasets:
+    eval: eval.csv
+performance:
+  rules:
+    - {metric: roc_auc, min: 0.7}
+    - {metric: accuracy, min: 0.6, by: [group]}
+"""
+
+
+@pytest.fixture
+def binary_workspace(workspace: Workspace) -> Workspace:
+    """A valid binary policy with a logistic model saved as skops, and its eval data."""
+    frame = binary_frame()
+    workspace.frame("eval.csv", frame)
+    workspace.skops("model.skops", fitted_logistic(frame))
+    workspace.policy(BINARY_POLICY)
+    return workspace
