@@ -35,7 +35,7 @@ err = Console(stderr=True, highlight=False)
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(str(exc))}")
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
     return typer.Exit(EXIT_INVALID)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,3 +66,15 @@ def display_path(path: Path | str) -> str:
 
 class CheckError(Exception):
     """A single check cannot be evaluated; it becomes an `error` verdict, never a pass."""
+
+
+def suggest(word: str, options: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for the closest option, ignoring case; empty when none is close."""
+    options = [str(o) for o in options]
+    same = [o for o in options if o.lower() == word.lower() and o != word]
+    close = same or difflib.get_close_matches(word.lower(), [o.lower() for o in options], n=1,
+                                              cutoff=0.6)
+    if not close:
+        return ""
+    match = next(o for o in options if o.lower() == close[0].lower())
+    return f" (did you mean '{match}'?)"

@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlcheck.errors import Location, PolicyError, display_path
+from mlcheck.errors import Location, PolicyError, display_path, suggest
 from mlcheck.metrics import METRIC_NAMES, METRICS, TASKS, metrics_for
 
 POLICY_VERSION = 1
@@ -38,6 +38,7 @@ DType = Literal[
     "boolean", "category", "datetime64[ns]", "object",
 ]
 Scalar = Union[bool, int, float, str]
+Number = Union[int, float]  # ints stay ints, so messages read `ge 18`, not `ge 18.0`
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")]
 
@@ -140,10 +141,10 @@ class DataSpec(Spec):
 class ColumnChecks(Spec):
     """Value checks on one column (pandera built-in checks)."""
 
-    ge: float | None = Field(None, description="Every value >= this.")
-    gt: float | None = Field(None, description="Every value > this.")
-    le: float | None = Field(None, description="Every value <= this.")
-    lt: float | None = Field(None, description="Every value < this.")
+    ge: Number | None = Field(None, description="Every value >= this.")
+    gt: Number | None = Field(None, description="Every value > this.")
+    le: Number | None = Field(None, description="Every value <= this.")
+    lt: Number | None = Field(None, description="Every value < this.")
     isin: tuple[Scalar, ...] | None = Field(None, description="Allowed values.")
     notin: tuple[Scalar, ...] | None = Field(None, description="Forbidden values.")
     regex: str | None = Field(None, description="Strings must match this regular expression.")
@@ -449,7 +450,7 @@ def _explain(exc: ValidationError, raw: dict, positions: dict, path: Path) -> li
         if kind == "extra_forbidden":
             key = loc[-1]
             valid = _valid_keys(loc[:-1])
-            message = f"unknown key '{key}'" + _suggest(str(key), valid)
+            message = f"unknown key '{key}'" + suggest(str(key), valid)
             if valid:
                 message += f"; valid keys here: {', '.join(valid)}"
         elif kind == "missing":
@@ -459,7 +460,7 @@ def _explain(exc: ValidationError, raw: dict, positions: dict, path: Path) -> li
             message = f"missing required key '{missing}'"
         elif kind == "literal_error":
             expected = re.findall(r"'([^']*)'", error["ctx"]["expected"])
-            message = f"'{error['input']}' is not allowed" + _suggest(str(error["input"]), expected)
+            message = f"'{error['input']}' is not allowed" + suggest(str(error["input"]), expected)
             if len(expected) <= 30:
                 message += f"; allowed: {', '.join(expected)}"
         else:
@@ -531,11 +532,6 @@ def _container_item(annotation: Any) -> Any:
     return None
 
 
-def _suggest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 # --------------------------------------------------------------------- cross-checks
 
 
@@ -549,14 +545,14 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
     if policy.schema_ and policy.schema_.datasets:
         for index, name in enumerate(policy.schema_.datasets):
             if name not in datasets:
-                problems.append((f"unknown dataset '{name}'" + _suggest(name, datasets)
+                problems.append((f"unknown dataset '{name}'" + suggest(name, datasets)
                                  + f"; datasets: {', '.join(datasets)}",
                                  where("schema", "datasets", index)))
 
     perf = policy.performance
     if perf:
         if perf.dataset not in datasets:
-            problems.append((f"unknown dataset '{perf.dataset}'" + _suggest(perf.dataset, datasets)
+            problems.append((f"unknown dataset '{perf.dataset}'" + suggest(perf.dataset, datasets)
                              + f"; datasets: {', '.join(datasets)}",
                              where("performance", "dataset")))
         if model is None:
@@ -570,7 +566,7 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
                 valid = metrics_for(model.task)
                 problems.append((
                     f"metric '{rule.metric}' does not apply to {model.task}"
-                    + _suggest(rule.metric, valid) + f"; use one of: {', '.join(valid)}",
+                    + suggest(rule.metric, valid) + f"; use one of: {', '.join(valid)}",
                     where("performance", "rules", index, "metric")))
             if rule.baseline and model and model.baseline is None:
                 problems.append(("a `baseline` rule needs `model.baseline`",

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from mlcheck.errors import InputError, display_path
+from mlcheck.errors import InputError, display_path, suggest
 from mlcheck.policy import ModelSource, Policy
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
@@ -156,7 +156,9 @@ def _load_model(source: ModelSource, role: str, base: Path, trust: bool, policy:
     if source.black_box:
         return LoadedModel(role, source, None, None)
     if source.factory:
-        return LoadedModel(role, source, _call_factory(source.factory, base, role), None)
+        estimator = _call_factory(source.factory, base, role)
+        _check_is_model(estimator, role, source.factory, where)
+        return LoadedModel(role, source, estimator, None)
     path = base / source.path
     artifact = fingerprint(path, what=f"{role} model", where=policy.origin.locate(*key, "path"))
     _check_pin(artifact, source.sha256, f"{role} model", policy.origin.locate(*key, "sha256"))
@@ -175,7 +177,14 @@ def _load_model(source: ModelSource, role: str, base: Path, trust: bool, policy:
     else:
         raise InputError(f"{role} model {artifact.path}: unknown model format; "
                          "use .skops, .pkl/.joblib (trusted) or a `factory`", where)
+    _check_is_model(estimator, role, artifact.path, where)
     return LoadedModel(role, source, estimator, artifact)
+
+
+def _check_is_model(estimator: Any, role: str, origin: str, where: Any) -> None:
+    if not hasattr(estimator, "predict"):
+        raise InputError(f"{role} model from {origin} is not a model: "
+                         f"{type(estimator).__name__} has no `predict` method", where)
 
 
 def _load_skops(path: Path, trusted_types: tuple[str, ...], *, trusted_file: bool,
@@ -262,11 +271,8 @@ def _check_columns(policy: Policy, subject: Subject) -> None:
 
 def missing_column_message(column: str, frame: pd.DataFrame, dataset: str) -> str:
     """`column 'x' not found in dataset 'eval'` with the closest existing names."""
-    import difflib
-
-    close = difflib.get_close_matches(column, [str(c) for c in frame.columns], n=3)
-    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-    return (f"column '{column}' not found in dataset '{dataset}'{hint}; it has "
+    return (f"column '{column}' not found in dataset '{dataset}'"
+            f"{suggest(column, frame.columns)}; it has "
             f"{len(frame.columns)} columns: {', '.join(map(str, frame.columns[:20]))}"
             + (", …" if len(frame.columns) > 20 else ""))
 

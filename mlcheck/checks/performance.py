@@ -100,8 +100,13 @@ def measure(metric: Metric, context: Context, role: str, dataset: str, rows: Row
     except ValueError as exc:
         raise CheckError(f"{metric.name} cannot be computed: {exc}") from None
     if np.isnan(value):
-        raise CheckError(f"{metric.name} is undefined on these {len(truth)} rows "
-                         "(e.g. no predicted or no actual positives)")
+        if truth.dtype == bool:
+            detail = f"{int(truth.sum())} actual positives, {int((~truth).sum())} negatives"
+            if metric.needs == "labels":
+                detail += f", {int(output.sum())} predicted positives"
+        else:
+            detail = "e.g. a class with no examples"
+        raise CheckError(f"{metric.name} is undefined on these {len(truth)} rows ({detail})")
     return value
 
 

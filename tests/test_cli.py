@@ -1,0 +1,146 @@
+"""End-to-end tests of the `mlcheck` command on the bundled example and on bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from mlcheck.cli import app
+
+from .conftest import BINARY_POLICY, EXAMPLE_POLICY, EXAMPLES
+
+runner = CliRunner()
+FAILING_RULE = "    - {metric: recall, min: 0.62, by: [sex]}\n"
+
+
+def typo_line() -> int:
+    lines = EXAMPLE_POLICY.read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if "metric: brier_score" in line)
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def example_copy(workspace, drop_failing_rule: bool = False, typo: bool = False):
+    """The example policy, written into the workspace with its paths made absolute."""
+    text = EXAMPLE_POLICY.read_text().replace("../examples/", f"{EXAMPLES}/")
+    if drop_failing_rule:
+        assert FAILING_RULE in text
+        text = text.replace(FAILING_RULE, "")
+    if typo:
+        text = text.replace("metric: brier_score", "metric: brier")
+    path = workspace.root / "adult.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_example_is_blocked_by_the_intended_rule(workspace):
+    result = run("check", example_copy(workspace))
+    assert result.exit_code == 1, result.output
+    assert "FAIL" in result.output
+    assert "performance/recall[sex=Female]" in result.output
+    assert "BLOCKED" in result.output
+    record = json.loads((workspace.root / "reports/adult-income.json").read_text())
+    assert record["verdict"] == "blocked"
+    failing = [c["id"] for c in record["checks"] if c["verdict"] == "fail"]
+    assert failing == ["performance/recall[sex=Female]"]
+    html = (workspace.root / "reports/adult-income.html").read_text()
+    assert "BLOCKED" in html and 'id="performance/recall[sex=Female]"' in html
+
+
+def test_example_passes_without_the_failing_rule(workspace):
+    result = run("check", example_copy(workspace, drop_failing_rule=True), "--json", "out.json",
+                 "--report", "out.html")
+    assert result.exit_code == 0, result.output
+    assert "PASSED" in result.output
+    assert json.loads((workspace.root / "out.json").read_text())["verdict"] == "passed"
+    assert (workspace.root / "out.html").exists()
+
+
+def test_policy_typo_exits_2_naming_the_line_and_writes_nothing(workspace):
+    result = run("check", example_copy(workspace, typo=True))
+    assert result.exit_code == 2
+    assert f"adult.yaml:{typo_line()}:8: performance.rules[3].metric" in result.stderr
+    assert "'brier' is not allowed (did you mean 'brier_score'?)" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (workspace.root / "reports").exists()
+
+
+def test_input_error_exits_2_and_keeps_previous_outputs_untouched(binary_workspace):
+    (binary_workspace.root / "old.json").write_text("previous record")
+    (binary_workspace.root / "eval.csv").write_text("x1,x2,group,y\n")  # header, no rows
+    result = run("check", "policy.yaml", "--json", "old.json", "--report", "new.html")
+    assert result.exit_code == 2
+    assert "dataset 'eval' (eval.csv) has no rows" in result.stderr
+    assert (binary_workspace.root / "old.json").read_text() == "previous record"
+    assert not (binary_workspace.root / "new.html").exists()
+    assert [p.name for p in binary_workspace.root.iterdir() if p.name.startswith(".")] == []
+
+
+def test_missing_policy_file_exits_2(workspace):
+    result = run("check", "missing.yaml")
+    assert result.exit_code == 2
+    assert "missing.yaml: policy file not found" in result.stderr
+
+
+def test_untrusted_pickle_exits_2_with_the_reason(binary_workspace):
+    import pickle
+
+    (binary_workspace.root / "model.pkl").write_bytes(pickle.dumps(object()))
+    binary_workspace.policy(BINARY_POLICY.replace("model.skops", "model.pkl"))
+    result = run("check", "policy.yaml")
+    assert result.exit_code == 2
+    assert "Unpickling runs arbitrary code" in result.stderr
+    trusted = run("check", "policy.yaml", "--trust-model")
+    assert trusted.exit_code == 2
+    assert "is not a model: object has no `predict` method" in trusted.stderr
+
+
+def test_quiet_prints_only_what_did_not_pass(workspace):
+    result = run("check", example_copy(workspace), "-q")
+    assert "schema/age" not in result.output
+    assert "performance/recall[sex=Female]" in result.output
+
+
+def test_validate(workspace):
+    assert run("validate", EXAMPLE_POLICY).exit_code == 0
+    result = run("validate", example_copy(workspace, typo=True))
+    assert result.exit_code == 2
+    assert f"adult.yaml:{typo_line()}:8: performance.rules[3].metric" in result.stderr
+
+
+def test_schema_prints_the_json_schema():
+    result = run("schema")
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert schema["title"] == "mlcheck policy"
+    assert "performance" in schema["properties"]
+
+
+def test_report_rerenders_identically_from_the_record(workspace):
+    run("check", example_copy(workspace), "--json", "r.json", "--report", "r.html")
+    result = run("report", "r.json", "-o", "again.html")
+    assert result.exit_code == 0
+    assert (workspace.root / "again.html").read_text() == (workspace.root / "r.html").read_text()
+
+
+def test_report_on_a_file_that_is_not_a_record(workspace):
+    (workspace.root / "x.json").write_text('{"hello": 1}')
+    result = run("report", "x.json")
+    assert result.exit_code == 2
+    assert "not an mlcheck record" in result.stderr
+    assert run("report", "nothing.json").exit_code == 2
+
+
+@pytest.mark.skipif(shutil.which("mlcheck") is None and not (
+    sys.prefix and (shutil.which("mlcheck", path=f"{sys.prefix}/bin"))), reason="not installed")
+def test_console_script_is_installed():
+    exe = shutil.which("mlcheck", path=f"{sys.prefix}/bin") or shutil.which("mlcheck")
+    done = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("mlcheck ")

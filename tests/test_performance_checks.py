@@ -1,0 +1,306 @@
+"""Performance checks on real models: values match scikit-learn, slices, baseline, tasks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from mlcheck.context import Context
+from mlcheck.engine import compile_checks, evaluate, run_check
+from mlcheck.policy import load_policy
+from mlcheck.subject import load_subject
+
+from .conftest import (
+    BINARY_POLICY,
+    EXAMPLE_POLICY,
+    binary_frame,
+    fitted_logistic,
+    fitted_regression,
+    multiclass_frame,
+    regression_frame,
+)
+
+
+def by_id(result):
+    return {c.id: c for c in result.checks}
+
+
+@pytest.fixture(scope="module")
+def example_result():
+    return evaluate(EXAMPLE_POLICY)
+
+
+def test_example_values_match_scikit_learn(example_result):
+    import skops.io as sio
+
+    eval_frame = pd.read_csv(EXAMPLE_POLICY.parent / "../examples/adult/data/adult-test.csv.gz")
+    path = EXAMPLE_POLICY.parent / "../examples/adult/candidate.skops"
+    model = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    features = eval_frame.drop(columns=["income"])
+    truth = eval_frame["income"] == ">50K"
+    predicted = model.predict(features) == ">50K"
+    scores = model.predict_proba(features)[:, 1]
+    checks = by_id(example_result)
+    assert checks["performance/roc_auc"].value == pytest.approx(skm.roc_auc_score(truth, scores))
+    assert checks["performance/accuracy"].value == pytest.approx(
+        skm.accuracy_score(truth, predicted))
+    women = (eval_frame["sex"] == "Female").to_numpy()
+    assert checks["performance/recall[sex=Female]"].value == pytest.approx(
+        skm.recall_score(truth[women], predicted[women]))
+    assert checks["performance/recall[sex=Female]"].n == int(women.sum())
+    assert checks["performance/recall[sex=Female]"].evidence["positives"] == int(
+        truth[women].sum())
+
+
+def test_example_blocks_on_the_intended_rule_only(example_result):
+    blocking = [c.id for c in example_result.checks if c.blocking]
+    assert blocking == ["performance/recall[sex=Female]"]
+    checks = by_id(example_result)
+    assert checks["performance/recall[sex=Female]"].bounds == {"min": 0.62}
+    assert checks["performance/recall[sex=Male]"].verdict == "pass"
+    assert checks["performance/accuracy/vs_baseline"].verdict == "pass"
+    assert checks["performance/roc_auc/vs_baseline"].evidence["baseline"] == pytest.approx(
+        0.9055, abs=0.002)
+    # sliced rule: one check per value, ids carry the slice
+    assert {i for i in checks if i.startswith("performance/precision[")} == {
+        f"performance/precision[race={r}]" for r in
+        ("Amer-Indian-Eskimo", "Asian-Pac-Islander", "Black", "Other", "White")}
+    assert example_result.verdict == "blocked"
+
+
+def test_predictions_are_computed_once_per_model_and_dataset():
+    policy = load_policy(EXAMPLE_POLICY)
+    context = Context(policy, load_subject(policy))
+    checks = compile_checks(policy, context)
+    for check in checks:
+        run_check(check, context)
+    assert context.model_calls == {
+        ("candidate", "eval", "predict"): 1, ("candidate", "eval", "predict_proba"): 1,
+        ("baseline", "eval", "predict"): 1, ("baseline", "eval", "predict_proba"): 1,
+    }
+
+
+def write_binary(workspace, rules: str, model=True, extra_model: str = "", frame=None):
+    frame = binary_frame() if frame is None else frame
+    workspace.frame("eval.csv", frame)
+    if model:
+        workspace.skops("model.skops", fitted_logistic(frame))
+    head = BINARY_POLICY.split("performance:")[0].replace("features: [x1, x2]",
+                                                          "features: [x1, x2]" + extra_model)
+    return workspace.policy(head + "performance:\n  rules:\n" + rules)
+
+
+def test_baseline_max_drop_and_min_gain(workspace):
+    frame = binary_frame()
+    workspace.skops("weak.skops", fitted_logistic(frame.assign(x1=0.0, x2=frame["x2"])))
+    path = write_binary(workspace, """
+    - {metric: roc_auc, baseline: {max_drop: 0.0}}
+    - {id: auc_gain, metric: roc_auc, baseline: {min_gain: 0.5}}
+""", extra_model="\n  baseline: weak.skops")
+    checks = by_id(evaluate(path))
+    first, second = checks["performance/roc_auc/vs_baseline"], checks[
+        "performance/auc_gain/vs_baseline"]
+    assert first.verdict == "pass"
+    assert first.value == pytest.approx(first.evidence["candidate"] - first.evidence["baseline"])
+    assert first.bounds == {"min": -0.0}
+    assert second.verdict == "fail"  # better, but not by 0.5
+    assert second.bounds == {"min": 0.5}
+
+
+def test_lower_is_better_metrics_compare_the_right_way(workspace):
+    frame = binary_frame()
+    workspace.skops("weak.skops", fitted_logistic(frame.assign(x1=0.0)))
+    path = write_binary(workspace, "    - {metric: log_loss, baseline: {min_gain: 0.01}}\n",
+                        extra_model="\n  baseline: weak.skops")
+    check = by_id(evaluate(path))["performance/log_loss/vs_baseline"]
+    assert check.evidence["candidate"] < check.evidence["baseline"]
+    assert check.value > 0.01 and check.verdict == "pass"
+
+
+def test_black_box_scores_with_threshold(workspace):
+    frame = binary_frame()
+    frame["vendor_score"] = 1 / (1 + np.exp(-(frame["x1"] + 0.5 * frame["x2"])))
+    workspace.frame("eval.csv", frame)
+    path = workspace.policy("""
+        mlcheck: 1
+        name: vendor
+        model: {task: binary_classification, scores: vendor_score, threshold: 0.6}
+        data: {target: y, datasets: {eval: eval.csv}}
+        performance:
+          rules:
+            - {metric: roc_auc, min: 0.8}
+            - {metric: recall, min: 0.0}
+        """)
+    checks = by_id(evaluate(path))
+    assert checks["performance/roc_auc"].value == pytest.approx(
+        skm.roc_auc_score(frame["y"], frame["vendor_score"]))
+    assert checks["performance/recall"].value == pytest.approx(
+        skm.recall_score(frame["y"], frame["vendor_score"] >= 0.6))
+
+
+def test_black_box_predictions_without_scores(workspace):
+    frame = binary_frame().assign(decision=lambda f: (f["x1"] > 0).astype(int))
+    workspace.frame("eval.csv", frame)
+    path = workspace.policy("""
+        mlcheck: 1
+        name: vendor
+        model: {task: binary_classification, predictions: decision}
+        data: {target: y, datasets: {eval: eval.csv}}
+        performance:
+          rules:
+            - {metric: accuracy, min: 0.5}
+            - {metric: roc_auc, min: 0.5}
+        """)
+    checks = by_id(evaluate(path))
+    assert checks["performance/accuracy"].value == pytest.approx(
+        skm.accuracy_score(frame["y"], frame["decision"]))
+    assert checks["performance/roc_auc"].verdict == "error"
+    assert "needs scores" in checks["performance/roc_auc"].message
+
+
+def test_nan_scores_are_an_error_not_a_pass(workspace):
+    frame = binary_frame()
+    frame["vendor_score"] = frame["x1"]
+    frame.loc[[3, 7], "vendor_score"] = np.nan
+    workspace.frame("eval.csv", frame)
+    path = workspace.policy("""
+        mlcheck: 1
+        name: vendor
+        model: {task: binary_classification, scores: vendor_score}
+        data: {target: y, datasets: {eval: eval.csv}}
+        performance:
+          rules: [{metric: roc_auc, min: 0.0}]
+        """)
+    result = evaluate(path)
+    check = result.checks[0]
+    assert check.verdict == "error"
+    assert "2 NaN or infinite scores" in check.message
+    assert result.verdict == "blocked"
+
+
+def test_a_model_that_raises_is_an_error_for_each_check_and_called_once(workspace):
+    frame = binary_frame()
+    workspace.frame("eval.csv", frame)
+    workspace.write("broken.py", """
+        class Broken:
+            classes_ = [0, 1]
+            calls = 0
+            def predict(self, X):
+                Broken.calls += 1
+                raise RuntimeError("feature store unavailable")
+            predict_proba = predict
+
+        def build():
+            return Broken()
+        """)
+    path = workspace.policy(BINARY_POLICY.replace("path: model.skops", "factory: broken:build")
+                            .replace("severity", "severity"))
+    result = evaluate(path)
+    assert {c.verdict for c in result.checks} == {"error"}
+    assert all("raised RuntimeError" in c.message and "feature store unavailable" in c.message
+               for c in result.checks)
+    import broken
+
+    assert broken.Broken.calls == 2  # predict_proba once, predict once, whatever the rule count
+
+
+def test_error_blocks_even_when_severity_is_warn(workspace):
+    path = write_binary(workspace, "    - {metric: accuracy, min: 0.5, by: [nope], "
+                        "severity: warn}\n")
+    result = evaluate(path)
+    check = result.checks[0]
+    assert check.id == "performance/accuracy[nope]"
+    assert check.verdict == "error"
+    assert "column 'nope' not found in dataset 'eval'" in check.message
+    assert result.verdict == "blocked"
+
+
+def test_failing_warn_rule_does_not_block(workspace):
+    path = write_binary(workspace, "    - {metric: accuracy, min: 0.99, severity: warn}\n")
+    result = evaluate(path)
+    assert result.checks[0].verdict == "warn"
+    assert result.verdict == "passed"
+
+
+def test_slice_where_metric_is_undefined_is_an_error(workspace):
+    frame = binary_frame()
+    frame.loc[frame["group"] == "a", "y"] = 1  # group a has positives only
+    path = write_binary(workspace, "    - {metric: roc_auc, min: 0.5, by: [group]}\n",
+                        frame=frame)
+    checks = by_id(evaluate(path))
+    assert checks["performance/roc_auc[group=a]"].verdict == "error"
+    assert "undefined on these 188 rows (188 actual positives, 0 negatives)" in checks[
+        "performance/roc_auc[group=a]"].message
+    assert checks["performance/roc_auc[group=b]"].verdict == "pass"
+
+
+def test_multiple_slice_columns(workspace):
+    frame = binary_frame().assign(region=lambda f: np.where(f["x2"] > 0, "north", "south"))
+    path = write_binary(workspace, "    - {metric: accuracy, min: 0.0, by: [group, region]}\n",
+                        frame=frame)
+    ids = set(by_id(evaluate(path)))
+    assert ids == {f"performance/accuracy[group={g},region={r}]"
+                   for g in "ab" for r in ("north", "south")}
+
+
+def test_positive_label_must_occur_in_the_target(workspace):
+    path = write_binary(workspace, "    - {metric: accuracy, min: 0.5}\n")
+    text = path.read_text().replace("target: y", "target: y\n  positive_label: maybe")
+    result = evaluate(workspace.policy(text))
+    assert result.checks[0].verdict == "error"
+    assert "positive_label 'maybe' does not occur" in result.checks[0].message
+
+
+def test_multiclass_policy(workspace):
+    from sklearn.linear_model import LogisticRegression
+
+    frame = multiclass_frame()
+    workspace.frame("eval.csv", frame)
+    model = LogisticRegression().fit(frame[["x1", "x2"]], frame["label"])
+    workspace.skops("model.skops", model)
+    path = workspace.policy("""
+        mlcheck: 1
+        name: multi
+        model: {path: model.skops, task: multiclass_classification}
+        data: {target: label, datasets: {eval: eval.csv}}
+        performance:
+          rules:
+            - {metric: accuracy, min: 0.5}
+            - {metric: f1_macro, min: 0.5}
+            - {metric: roc_auc_ovr, min: 0.7}
+            - {metric: log_loss, max: 1.5}
+        """)
+    checks = by_id(evaluate(path))
+    features = frame[["x1", "x2"]]
+    assert checks["performance/f1_macro"].value == pytest.approx(
+        skm.f1_score(frame["label"], model.predict(features), average="macro"))
+    assert checks["performance/roc_auc_ovr"].value == pytest.approx(
+        skm.roc_auc_score(frame["label"], model.predict_proba(features), multi_class="ovr"))
+    assert {c.verdict for c in checks.values()} == {"pass"}
+
+
+def test_regression_policy(workspace):
+    frame = regression_frame()
+    workspace.frame("eval.csv", frame)
+    model = fitted_regression(frame)
+    workspace.skops("model.skops", model)
+    path = workspace.policy("""
+        mlcheck: 1
+        name: prices
+        model: {path: model.skops, task: regression}
+        data: {target: price, datasets: {eval: eval.csv}}
+        performance:
+          rules:
+            - {metric: mae, max: 0.5}
+            - {metric: rmse, max: 0.1}
+            - {metric: r2, min: 0.9}
+            - {metric: mape, max: 0.2}
+        """)
+    checks = by_id(evaluate(path))
+    predicted = model.predict(frame[["x1", "x2"]])
+    assert checks["performance/mae"].value == pytest.approx(
+        skm.mean_absolute_error(frame["price"], predicted))
+    assert checks["performance/rmse"].verdict == "fail"  # noise has sd 0.5
+    assert checks["performance/r2"].verdict == "pass"
