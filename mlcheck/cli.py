@@ -145,7 +145,8 @@ def _print_summary(result: RunResult, quiet: bool) -> None:
     counts = ", ".join(f"{n} {v}" for v, n in result.counts().items() if n)
     if result.blocked:
         blockers = [c.id for c in result.checks if c.blocking]
-        out.print(f"[bold red]BLOCKED[/] ({counts}): blocking checks: {escape(', '.join(blockers))}")
+        out.print(f"[bold red]BLOCKED[/] ({counts}): blocking checks: "
+                  f"{escape(', '.join(blockers))}")
     else:
         out.print(f"[bold green]PASSED[/] ({counts})")
 

@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -37,8 +37,8 @@ DType = Literal[
     "int64", "int32", "Int64", "float64", "float32", "str", "string", "bool",
     "boolean", "category", "datetime64[ns]", "object",
 ]
-Scalar = Union[bool, int, float, str]
-Number = Union[int, float]  # ints stay ints, so messages read `ge 18`, not `ge 18.0`
+Scalar = bool | int | float | str
+Number = int | float  # ints stay ints, so messages read `ge 18`, not `ge 18.0`
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")]
 
@@ -105,7 +105,8 @@ class ModelSource(Spec):
 class ModelSpec(ModelSource):
     """The candidate model, its task, and an optional baseline (champion) to compare with."""
 
-    task: Task = Field(description="binary_classification, multiclass_classification or regression.")
+    task: Task = Field(
+        description="binary_classification, multiclass_classification or regression.")
     features: tuple[str, ...] | None = Field(
         None, description="Columns passed to the model; default: every column but the target."
     )
@@ -484,10 +485,9 @@ def _data_path(raw: Any, loc: tuple) -> tuple:
     out: list = []
     node = raw
     for index, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            out.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_dict or in_list:
             node = node[part]
             out.append(part)
         elif index == len(loc) - 1 and isinstance(node, dict) and isinstance(part, str):

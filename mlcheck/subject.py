@@ -218,7 +218,7 @@ def _unpickle(path: Path, role: str) -> Any:
         import pickle
 
         with path.open("rb") as handle:
-            return pickle.load(handle)  # noqa: S301 - only reached with explicit trust
+            return pickle.load(handle)
     except Exception as exc:
         raise InputError(f"{role} model {display_path(path)} could not be unpickled: "
                          f"{type(exc).__name__}: {exc}") from None

@@ -157,7 +157,7 @@ def test_missing_dataset_file_is_named(binary_workspace):
 
 def test_missing_model_file_is_named(binary_workspace):
     (binary_workspace.root / "model.skops").unlink()
-    with pytest.raises(InputError, match="candidate model: file not found: model.skops"):
+    with pytest.raises(InputError, match=r"candidate model: file not found: model\.skops"):
         load_subject(load_policy("policy.yaml"))
 
 
@@ -179,7 +179,7 @@ def test_unreadable_dataset(binary_workspace):
     (binary_workspace.root / "eval.parquet").write_bytes(b"not parquet")
     policy = load_policy(binary_workspace.policy(BINARY_POLICY.replace("eval.csv",
                                                                        "eval.parquet")))
-    with pytest.raises(InputError, match="cannot read eval.parquet as parquet"):
+    with pytest.raises(InputError, match=r"cannot read eval\.parquet as parquet"):
         load_subject(policy)
 
 

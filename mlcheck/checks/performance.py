@@ -64,7 +64,7 @@ def _slices(rule: PerformanceRule, context: Context, dataset: str) -> list[tuple
     out = []
     for key, rows in groups.items():
         values = key if isinstance(key, tuple) else (key,)
-        label = ",".join(f"{c}={_label(v)}" for c, v in zip(rule.by, values))
+        label = ",".join(f"{c}={_label(v)}" for c, v in zip(rule.by, values, strict=True))
         out.append((f"[{label}]", rows))
     return out
 
