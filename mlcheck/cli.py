@@ -19,7 +19,7 @@ from mlcheck.engine import evaluate
 from mlcheck.errors import MlcheckError
 from mlcheck.policy import load_policy, policy_json_schema
 from mlcheck.report import render_html
-from mlcheck.result import RunResult, write_atomic
+from mlcheck.result import CheckResult, RunResult, write_atomic
 
 EXIT_PASSED, EXIT_BLOCKED, EXIT_INVALID = 0, 1, 2
 STYLES = {"pass": "green", "fail": "bold red", "error": "bold red", "inconclusive": "red",
@@ -60,10 +60,10 @@ def check(
         loaded = load_policy(policy)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       console=err, transient=True) as bar:
-            task = bar.add_task("evaluating", total=None)
+            task = bar.add_task("loading model and data", total=None)
 
-            def advance(check, result) -> None:
-                bar.update(task, advance=1, description=check.id)
+            def advance(result: CheckResult, done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total, description=result.id)
 
             result = evaluate(loaded, trust_model=trust_model, progress=advance)
         name = _file_stem(loaded.name)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mlcheck.checks import Check, performance, schema
 from mlcheck.context import Context
-from mlcheck.errors import CheckError
+from mlcheck.errors import CheckError, InputError
 from mlcheck.policy import Policy, load_policy
 from mlcheck.result import CheckResult, RunResult
 from mlcheck.subject import load_subject
@@ -22,7 +22,7 @@ FAMILIES = {"schema": schema.compile_checks, "performance": performance.compile_
 RECORDED_PACKAGES = ("numpy", "pandas", "scikit-learn", "pandera", "pydantic", "skops",
                      "pyarrow", "scipy")
 
-Progress = Callable[[Check, CheckResult], None]
+Progress = Callable[[CheckResult, int, int], None]  # (result, checks done, checks in all)
 
 
 def compile_checks(policy: Policy, context: Context) -> list[Check]:
@@ -32,7 +32,8 @@ def compile_checks(policy: Policy, context: Context) -> list[Check]:
     ids = [c.id for c in checks]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:  # e.g. a slice value that collides with another rule's id
-        raise CheckError(f"duplicate check ids: {', '.join(duplicates)}")
+        raise InputError(f"the policy compiles to duplicate check ids: {', '.join(duplicates)}; "
+                         "give one of the rules an `id`")
     return checks
 
 
@@ -60,8 +61,7 @@ def run_check(check: Check, context: Context) -> CheckResult:
 
 
 def evaluate(policy: Policy | str | Path, *, trust_model: bool = False,
-             progress: Progress | None = None, select: Callable[[str], bool] | None = None
-             ) -> RunResult:
+             progress: Progress | None = None) -> RunResult:
     """Load what the policy names, run every (selected) check, and return the record."""
     started = time.perf_counter()
     if not isinstance(policy, Policy):
@@ -70,13 +70,11 @@ def evaluate(policy: Policy | str | Path, *, trust_model: bool = False,
     loaded = time.perf_counter()
     context = Context(policy, subject)
     checks = compile_checks(policy, context)
-    if select is not None:
-        checks = [c for c in checks if select(c.id)]
     results = []
     for check in checks:
         results.append(run_check(check, context))
         if progress:
-            progress(check, results[-1])
+            progress(results[-1], len(results), len(checks))
     finished = time.perf_counter()
     return RunResult(
         policy=describe_policy(policy),

@@ -304,3 +304,40 @@ def test_regression_policy(workspace):
         skm.mean_absolute_error(frame["price"], predicted))
     assert checks["performance/rmse"].verdict == "fail"  # noise has sd 0.5
     assert checks["performance/r2"].verdict == "pass"
+
+
+def test_threshold_on_a_model_replaces_its_predict(workspace):
+    frame = binary_frame()
+    path = write_binary(workspace, "    - {metric: recall, min: 0.0}\n",
+                        extra_model="\n  threshold: 0.9", frame=frame)
+    model = fitted_logistic(frame)
+    expected = skm.recall_score(frame["y"], model.predict_proba(frame[["x1", "x2"]])[:, 1] >= 0.9)
+    assert evaluate(path).checks[0].value == pytest.approx(expected)
+
+
+def test_multiclass_black_box_with_a_score_column_per_class(workspace):
+    frame = multiclass_frame()
+    rng = np.random.default_rng(1)
+    raw = rng.random((len(frame), 3)) + pd.get_dummies(frame["label"]).to_numpy() * 2
+    proba = raw / raw.sum(axis=1, keepdims=True)  # columns: high, low, mid (sorted labels)
+    frame = frame.assign(p_high=proba[:, 0], p_low=proba[:, 1], p_mid=proba[:, 2],
+                         vendor=np.array(["high", "low", "mid"])[proba.argmax(axis=1)])
+    workspace.frame("eval.csv", frame)
+    path = workspace.policy("""
+        mlcheck: 1
+        name: vendor-multi
+        model:
+          task: multiclass_classification
+          predictions: vendor
+          scores: {mid: p_mid, high: p_high, low: p_low}
+        data: {target: label, datasets: {eval: eval.csv}}
+        performance:
+          rules:
+            - {metric: accuracy, min: 0.5}
+            - {metric: roc_auc_ovr, min: 0.5}
+        """)
+    checks = by_id(evaluate(path))
+    assert checks["performance/accuracy"].value == pytest.approx(
+        skm.accuracy_score(frame["label"], frame["vendor"]))
+    assert checks["performance/roc_auc_ovr"].value == pytest.approx(
+        skm.roc_auc_score(frame["label"], proba, multi_class="ovr"))
