@@ -293,12 +293,13 @@ def load_policy(path: str | Path) -> Policy:
     """Load, merge (`extends`), validate and cross-check a policy file."""
     path = Path(path)
     raw, positions, sources = _load_tree(path, chain=())
-    raw.pop("extends", None)
-    raw["extends"] = [display_path(p) for p, _ in sources[1:]]
+    raw.pop("extends", None)  # resolved: the files it names are recorded in `sources`
     try:
-        policy = Policy.model_validate(raw)
+        policy = Policy.model_validate(
+            {**raw, "extends": [display_path(p) for p, _ in sources[1:]]})
     except ValidationError as exc:
         raise PolicyError(_explain(exc, raw, positions, path)) from None
+    # the hash covers what is enforced, so it does not depend on file names or cwd
     canonical = json.dumps(raw, sort_keys=True, default=str, separators=(",", ":"))
     policy._origin = PolicyOrigin(
         path=path,

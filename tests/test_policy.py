@@ -196,7 +196,17 @@ def test_extends_merges_in_order_child_wins_and_records_hashes(binary_workspace)
     for path in (child, base, second):
         assert sources[path.name] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert policy.extends == ("base.yaml", "second.yaml")
-    assert "extends" not in policy.origin.resolved or policy.origin.resolved["extends"]
+    assert "extends" not in policy.origin.resolved  # merged in: the result is what counts
+
+
+def test_policy_hash_depends_on_content_not_on_where_it_is_run(binary_workspace, monkeypatch):
+    first = load_policy("policy.yaml").origin.sha256
+    monkeypatch.chdir(binary_workspace.root.parent)
+    assert load_policy(binary_workspace.root / "policy.yaml").origin.sha256 == first
+    binary_workspace.policy(BINARY_POLICY + "# a comment changes the file, not the policy\n")
+    assert load_policy(binary_workspace.root / "policy.yaml").origin.sha256 == first
+    binary_workspace.policy(BINARY_POLICY.replace("min: 0.7", "min: 0.71"))
+    assert load_policy(binary_workspace.root / "policy.yaml").origin.sha256 != first
 
 
 def test_errors_in_a_base_policy_name_the_base_file(binary_workspace):
