@@ -195,6 +195,8 @@ class Context:
 
     def _column_scores(self, source: Any, dataset: str) -> np.ndarray:
         frame = self.frame(dataset)
+        if self.task == REGRESSION and not source.scores:
+            source = source.model_copy(update={"scores": source.predictions})
         if not source.scores:
             raise CheckError("black-box mode without a `scores` column: this metric needs "
                              "scores")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,7 +28,7 @@ from pydantic import (
 )
 
 from mlcheck.errors import Location, PolicyError, display_path, suggest
-from mlcheck.metrics import METRIC_NAMES, METRICS, TASKS, metrics_for
+from mlcheck.metrics import BINARY, METRIC_NAMES, METRICS, MULTICLASS, REGRESSION, TASKS, metrics_for
 
 POLICY_VERSION = 1
 Severity = Literal["block", "warn"]
@@ -46,7 +47,7 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")]
 class Spec(BaseModel):
     """Base of every policy section: unknown keys are errors, values are frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _path_shorthand(value: Any) -> Any:
@@ -292,7 +293,7 @@ class PolicyOrigin(BaseModel):
 def load_policy(path: str | Path) -> Policy:
     """Load, merge (`extends`), validate and cross-check a policy file."""
     path = Path(path)
-    raw, positions, sources = _load_tree(path, chain=())
+    raw, positions, sources = _load_tree(path, chain=(), root=path.parent.resolve())
     raw.pop("extends", None)  # resolved: the files it names are recorded in `sources`
     try:
         policy = Policy.model_validate(
@@ -314,8 +315,11 @@ def load_policy(path: str | Path) -> Policy:
     return policy
 
 
-def _load_tree(path: Path, chain: tuple[Path, ...]) -> tuple[dict, dict, list]:
-    """Read one file and its bases; return merged data, positions and (file, sha256) list."""
+def _load_tree(path: Path, chain: tuple[Path, ...], root: Path) -> tuple[dict, dict, list]:
+    """Read one file and its bases; return merged data, positions and (file, sha256) list.
+
+    File paths a base names are rewritten relative to the root policy's folder, so each
+    path keeps meaning what it meant in the file that wrote it."""
     resolved = path.resolve()
     if resolved in chain:
         cycle = " -> ".join(display_path(p) for p in (*chain, resolved))
@@ -327,6 +331,8 @@ def _load_tree(path: Path, chain: tuple[Path, ...]) -> tuple[dict, dict, list]:
     except OSError as exc:
         raise PolicyError([(f"cannot read policy: {exc.strerror}", Location(str(path)))]) from None
     data, positions = _parse_yaml(content, display_path(path))
+    if resolved.parent != root:
+        _rebase_paths(data, resolved.parent, root)
     sources = [(path, hashlib.sha256(content).hexdigest())]
 
     bases = data.get("extends", [])
@@ -341,7 +347,7 @@ def _load_tree(path: Path, chain: tuple[Path, ...]) -> tuple[dict, dict, list]:
         if not base_path.exists():
             where = positions.get(("extends", index)) or positions.get(("extends",))
             raise PolicyError([(f"base policy not found: {display_path(base_path)}", where)])
-        base_data, base_positions, base_sources = _load_tree(base_path, (*chain, resolved))
+        base_data, base_positions, base_sources = _load_tree(base_path, (*chain, resolved), root)
         base_data.pop("extends", None)
         merged = _merge(merged, base_data)
         merged_positions.update(base_positions)
@@ -352,6 +358,32 @@ def _load_tree(path: Path, chain: tuple[Path, ...]) -> tuple[dict, dict, list]:
             del merged_positions[key]
     merged_positions.update(positions)
     return merged, merged_positions, sources
+
+
+def _rebase_paths(data: dict, from_dir: Path, to_dir: Path) -> None:
+    """Make the model and dataset paths of a base policy relative to `to_dir`."""
+
+    def move(value: Any) -> Any:
+        if not isinstance(value, str) or Path(value).is_absolute():
+            return value
+        return os.path.relpath(from_dir / value, to_dir)
+
+    def move_source(holder: dict, key: str) -> None:
+        value = holder.get(key)
+        if isinstance(value, str):
+            holder[key] = move(value)
+        elif isinstance(value, dict) and "path" in value:
+            value["path"] = move(value["path"])
+
+    model = data.get("model")
+    if isinstance(model, dict):
+        if "path" in model:
+            model["path"] = move(model["path"])
+        move_source(model, "baseline")
+    datasets = data.get("data", {}).get("datasets") if isinstance(data.get("data"), dict) else None
+    if isinstance(datasets, dict):
+        for name in datasets:
+            move_source(datasets, name)
 
 
 def _owned_by_child(key: tuple, data: dict) -> bool:
@@ -378,13 +410,42 @@ def _merge(base: dict, child: dict) -> dict:
     return out
 
 
+MAX_YAML_NODES = 50_000  # real policies have hundreds; more means an alias bomb
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML, with mapping keys taken as written: `on:` is the column "on", not True."""
+
+    def construct_mapping(self, node, deep=False):
+        self.flatten_mapping(node)
+        mapping = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be plain text", key_node.start_mark)
+            mapping[key_node.value] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_mapping)
+
+
 def _parse_yaml(content: bytes, filename: str) -> tuple[dict, dict]:
-    """Parse YAML, keeping the position of every key; reject duplicate keys."""
+    """Parse YAML, keeping the position of every key; reject duplicate keys and alias bombs."""
     try:
-        loader = yaml.SafeLoader(content)
+        loader = _Loader(content)
         try:
             node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
+            if not isinstance(node, yaml.MappingNode):
+                raise PolicyError([("a policy must be a YAML mapping (key: value lines)",
+                                    Location(filename, 1, 1))])
+            positions: dict[tuple, Location] = {}
+            walker = _PositionWalker(filename, positions)
+            walker.walk(node, ())  # before construction, which rewrites merge keys (<<)
+            if walker.problems:
+                raise PolicyError(walker.problems)
+            data = loader.construct_document(node)
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
@@ -392,38 +453,62 @@ def _parse_yaml(content: bytes, filename: str) -> tuple[dict, dict]:
         problem = exc.problem or str(exc)
         location = Location(filename, mark.line + 1, mark.column + 1) if mark else None
         raise PolicyError([(f"invalid YAML: {problem}", location or Location(filename))]) from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
         raise PolicyError([(f"invalid YAML: {exc}", Location(filename))]) from None
-    if not isinstance(data, dict):
-        raise PolicyError([("a policy must be a YAML mapping (key: value lines)",
-                            Location(filename, 1, 1))])
-    positions: dict[tuple, Location] = {}
-    problems: list[tuple[str, Location]] = []
-    _record_positions(node, (), filename, positions, problems)
-    if problems:
-        raise PolicyError(problems)
     return data, positions
 
 
-def _record_positions(node, path, filename, positions, problems) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: dict = {}
+class _PositionWalker:
+    """Records where each key path was written; finds duplicates, cycles and bombs."""
+
+    def __init__(self, filename: str, positions: dict) -> None:
+        self.filename, self.positions = filename, positions
+        self.problems: list[tuple[str, Location]] = []
+        self.visited = 0
+        self.open: set[int] = set()
+
+    def where(self, node: yaml.Node, path: tuple) -> Location:
+        return Location(self.filename, node.start_mark.line + 1, node.start_mark.column + 1,
+                        _dotted(path) or None)
+
+    def walk(self, node: yaml.Node, path: tuple) -> None:
+        self.visited += 1
+        if self.visited > MAX_YAML_NODES:
+            raise PolicyError([(f"the policy expands to more than {MAX_YAML_NODES:,} values "
+                                "(nested aliases?)", self.where(node, path))])
+        if id(node) in self.open:
+            raise PolicyError([("an alias refers to itself", self.where(node, path))])
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                self._mapping(node, path)
+            elif isinstance(node, yaml.SequenceNode):
+                for index, item in enumerate(node.value):
+                    self.positions[(*path, index)] = self.where(item, (*path, index))
+                    self.walk(item, (*path, index))
+        finally:
+            self.open.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: tuple) -> None:
+        merged = [v for k, v in node.value if k.tag == _MERGE_TAG]
+        for value in merged:  # `<<: *defaults`: the merged keys, overridden by explicit ones
+            for source in value.value if isinstance(value, yaml.SequenceNode) else [value]:
+                self.walk(source, path)
+        seen: dict[str, int] = {}
         for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.problems.append(("a key must be plain text", self.where(key_node, path)))
+                continue
             key = key_node.value
-            where = Location(filename, key_node.start_mark.line + 1,
-                             key_node.start_mark.column + 1, _dotted((*path, key)))
+            where = self.where(key_node, (*path, key))
             if key in seen:
-                problems.append((f"duplicate key '{key}' (first written on line {seen[key]})",
-                                 where))
+                self.problems.append(
+                    (f"duplicate key '{key}' (first written on line {seen[key]})", where))
             seen[key] = where.line
-            positions[(*path, key)] = where
-            _record_positions(value_node, (*path, key), filename, positions, problems)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            positions[(*path, index)] = Location(
-                filename, item.start_mark.line + 1, item.start_mark.column + 1,
-                _dotted((*path, index)))
-            _record_positions(item, (*path, index), filename, positions, problems)
+            self.positions[(*path, key)] = where
+            self.walk(value_node, (*path, key))
 
 
 def _dotted(path: Iterable[str | int]) -> str:
@@ -467,6 +552,9 @@ def _explain(exc: ValidationError, raw: dict, positions: dict, path: Path) -> li
                 message += f"; allowed: {', '.join(expected)}"
         else:
             message = error["msg"].removeprefix("Value error, ")
+            if kind == "string_type" and isinstance(error["input"], (bool, int, float)):
+                message += (f"; YAML read {error['input']!r} as a "
+                            f"{type(error['input']).__name__}: quote it to mean text")
         where = positions.get(loc) or _nearest(positions, loc, path)
         problems.append((message, Location(where.file, where.line, where.column,
                                            _dotted(loc) or None)))
@@ -550,6 +638,8 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
                                  + f"; datasets: {', '.join(datasets)}",
                                  where("schema", "datasets", index)))
 
+    if model:
+        problems.extend(_task_fit(policy))
     perf = policy.performance
     if perf:
         if perf.dataset not in datasets:
@@ -572,6 +662,12 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
             if rule.baseline and model and model.baseline is None:
                 problems.append(("a `baseline` rule needs `model.baseline`",
                                  where("performance", "rules", index, "baseline")))
+            for role, source in (("candidate", model), ("baseline", rule.baseline and model
+                                                         and model.baseline)):
+                missing = source and _black_box_lacks(source, metric.needs, model.task)
+                if missing:
+                    problems.append((f"metric '{rule.metric}' needs {missing}",
+                                     where("performance", "rules", index, "metric")))
             name = rule.id or rule.metric
             kinds = (["bounds"] if rule.min is not None or rule.max is not None else []) + (
                 ["baseline"] if rule.baseline else [])
@@ -584,6 +680,42 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
                         where("performance", "rules", index)))
                 seen[key] = index
     return problems
+
+
+def _task_fit(policy: Policy) -> list[tuple[str, Location]]:
+    """Keys that only make sense for some tasks must not be silently ignored."""
+    problems = []
+    model, where = policy.model, policy.origin.locate
+    for key, source in ((("model",), model), (("model", "baseline"), model.baseline)):
+        if source is None:
+            continue
+        if source.threshold is not None and model.task != BINARY:
+            problems.append(("`threshold` applies to binary_classification only",
+                             where(*key, "threshold")))
+        if isinstance(source.scores, dict) and model.task != MULTICLASS:
+            problems.append(("a mapping of score columns is for multiclass_classification; "
+                             "give one column", where(*key, "scores")))
+        if isinstance(source.scores, str) and model.task == MULTICLASS:
+            problems.append(("multiclass scores need one column per class: "
+                             "`scores: {class: column, …}`", where(*key, "scores")))
+    if policy.data.positive_label is not None and model.task != BINARY:
+        problems.append(("`positive_label` applies to binary_classification only",
+                         where("data", "positive_label")))
+    return problems
+
+
+def _black_box_lacks(source: ModelSource, needs: str, task: str) -> str | None:
+    """What a black-box source lacks for a metric reading `needs`, or None."""
+    if not source.black_box:
+        return None
+    if task == REGRESSION:
+        return None if (source.scores or source.predictions) else "a `predictions` column"
+    if needs == "scores" and not source.scores:
+        return "scores, but the black box has only `predictions`: add a `scores` column"
+    if needs == "labels" and not (source.predictions or source.threshold is not None):
+        return ("predicted labels, but the black box has only `scores`: add a "
+                "`predictions` column or a `threshold`")
+    return None
 
 
 def policy_json_schema() -> dict[str, Any]:

@@ -9,6 +9,7 @@ from sklearn import metrics as skm
 
 from mlcheck.context import Context
 from mlcheck.engine import compile_checks, evaluate, run_check
+from mlcheck.errors import PolicyError
 from mlcheck.policy import load_policy
 from mlcheck.subject import load_subject
 
@@ -151,13 +152,17 @@ def test_black_box_predictions_without_scores(workspace):
         performance:
           rules:
             - {metric: accuracy, min: 0.5}
-            - {metric: roc_auc, min: 0.5}
         """)
     checks = by_id(evaluate(path))
     assert checks["performance/accuracy"].value == pytest.approx(
         skm.accuracy_score(frame["y"], frame["decision"]))
-    assert checks["performance/roc_auc"].verdict == "error"
-    assert "needs scores" in checks["performance/roc_auc"].message
+    scored = workspace.policy(path.read_text() + "    - {metric: roc_auc, min: 0.5}\n")
+    with pytest.raises(PolicyError, match=r"policy.yaml:8:8: performance.rules\[1\].metric: metric 'roc_auc' needs scores"):
+        evaluate(scored)
+    unthresholded = workspace.policy(path.read_text().replace("predictions: decision",
+                                                              "scores: x1"))
+    with pytest.raises(PolicyError, match="add a `predictions` column or a `threshold`"):
+        evaluate(unthresholded)
 
 
 def test_nan_scores_are_an_error_not_a_pass(workspace):
