@@ -21,6 +21,14 @@ from mlcheck.policy import Policy
 from mlcheck.subject import LoadedModel, Subject
 
 
+def natural_sort(values: list) -> list:
+    """Sort labels as scikit-learn does (1, 2, 10), falling back to text for mixed types."""
+    try:
+        return sorted(values)
+    except TypeError:
+        return sorted(values, key=str)
+
+
 @dataclass(frozen=True)
 class Truth:
     """True labels of a dataset, normalised for the task (binary: True = positive)."""
@@ -67,42 +75,17 @@ class Context:
         return self.memo(("truth", dataset), lambda: self._truth(dataset))
 
     def _truth(self, dataset: str) -> Truth:
+        # the target was checked when the subject was loaded (complete, fits the task)
         target = self.policy.data.target
         if target is None:
             raise CheckError("`data.target` is not set")
         column = self.frame(dataset)[target]
-        missing = int(column.isna().sum())
-        if missing:
-            raise CheckError(f"target '{target}' has {missing} missing values in dataset "
-                             f"'{dataset}'")
         if self.task == REGRESSION:
-            if not pd.api.types.is_numeric_dtype(column):
-                raise CheckError(f"target '{target}' is not numeric ({column.dtype}) but the "
-                                 "task is regression")
             return Truth(column.to_numpy(dtype=float), None)
         if self.task == MULTICLASS:
-            return Truth(column.to_numpy(), tuple(sorted(column.unique().tolist(), key=str)))
-        positive = self._positive_label(column, dataset)
+            return Truth(column.to_numpy(), tuple(natural_sort(column.unique().tolist())))
+        positive = self.subject.positive_label
         return Truth((column == positive).to_numpy(), (False, True), positive)
-
-    def _positive_label(self, column: pd.Series, dataset: str) -> Any:
-        values = column.unique().tolist()
-        configured = self.policy.data.positive_label
-        if configured is None:
-            if set(values) <= {0, 1}:
-                return 1
-            raise CheckError(
-                f"target '{column.name}' has labels {sorted(map(str, values))[:10]}: set "
-                "`data.positive_label` to the one that counts as positive")
-        match = [v for v in values if v == configured or str(v) == str(configured)]
-        if not match:
-            raise CheckError(f"positive_label {configured!r} does not occur in target "
-                             f"'{column.name}' of dataset '{dataset}' (labels: "
-                             f"{sorted(map(str, values))[:10]})")
-        if len(values) > 2:
-            raise CheckError(f"target '{column.name}' has {len(values)} labels but the task "
-                             "is binary_classification")
-        return match[0]
 
     # ---------------------------------------------------------- model outputs
 
@@ -126,24 +109,48 @@ class Context:
         return truth.classes
 
     def features(self, dataset: str) -> pd.DataFrame:
+        """Model input: `model.features`, or every column but the target and the columns
+        that black-box sources read (a vendor's score must never leak into a model)."""
         frame = self.frame(dataset)
         spec = self.policy.model
         if spec is not None and spec.features:
             return frame[list(spec.features)]
-        target = self.policy.data.target
-        return frame.drop(columns=[target]) if target in frame.columns else frame
+        excluded = {self.policy.data.target}
+        for source in (spec, spec and spec.baseline):
+            if source is not None:
+                scores = source.scores
+                excluded.update(scores.values() if isinstance(scores, dict) else [scores])
+                excluded.add(source.predictions)
+        return frame.drop(columns=[c for c in frame.columns if c in excluded])
 
     def _call(self, model: LoadedModel, method: str, dataset: str) -> np.ndarray:
+        """Call the model once, and check that what it returns has the right shape."""
         estimator = model.estimator
         if not hasattr(estimator, method):
             raise CheckError(f"{model.role} model ({type(estimator).__name__}) has no "
                              f"`{method}` method")
         self.model_calls[(model.role, dataset, method)] += 1
+        rows = len(self.frame(dataset))
         try:
-            return np.asarray(getattr(estimator, method)(self.features(dataset)))
+            output = np.asarray(getattr(estimator, method)(self.features(dataset)))
         except Exception as exc:
             raise CheckError(f"{model.role} model raised {type(exc).__name__} in {method} on "
                              f"dataset '{dataset}': {exc}") from None
+        if output.ndim == 0 or output.shape[0] != rows:
+            raise CheckError(f"{model.role} model's {method} returned {output.shape[:1] or 0} "
+                             f"rows for the {rows} rows of dataset '{dataset}'")
+        if method == "predict_proba":
+            classes = len(getattr(estimator, "classes_", []))
+            if output.ndim != 2 or output.shape[1] != classes:
+                raise CheckError(f"{model.role} model's predict_proba returned shape "
+                                 f"{output.shape}; expected ({rows}, {classes}), one column "
+                                 "per entry of `classes_`")
+            output = output.astype(float)
+            outside = int(np.count_nonzero((output < 0) | (output > 1)))
+            if outside:
+                raise CheckError(f"{model.role} model's predict_proba returned {outside} "
+                                 "values outside [0, 1]")
+        return output
 
     def _labels(self, role: str, dataset: str) -> np.ndarray:
         model = self.model(role)
@@ -162,9 +169,17 @@ class Context:
                                  f"{int(raw.isna().sum())} missing values")
         else:
             raw = pd.Series(self._call(model, "predict", dataset))
+        known = set(map(str, self.frame(dataset)[self.policy.data.target].unique()))
+        if model.estimator is not None and self.task == MULTICLASS:
+            known |= set(map(str, model.estimator.classes_))
+        unknown = sorted(set(map(str, raw.unique())) - known)
+        if unknown:
+            raise CheckError(f"{role} predicts labels that are not labels of target "
+                             f"'{self.policy.data.target}': {', '.join(unknown[:10])} "
+                             f"(target labels: {', '.join(sorted(known)[:10])})")
         if self.task == BINARY:
-            positive = self.truth(dataset).positive_label
-            return (raw == positive).to_numpy() | (raw.astype(str) == str(positive)).to_numpy()
+            positive = str(self.truth(dataset).positive_label)
+            return (raw.astype(str) == positive).to_numpy()
         return raw.to_numpy()
 
     def _scores(self, role: str, dataset: str) -> np.ndarray:
@@ -175,12 +190,11 @@ class Context:
         elif self.task == REGRESSION:
             scores = self._call(model, "predict", dataset).astype(float)
         else:
-            proba = self._call(model, "predict_proba", dataset).astype(float)
+            proba = self._call(model, "predict_proba", dataset)
             classes = list(model.estimator.classes_)
             if self.task == BINARY:
                 positive = self.truth(dataset).positive_label
-                matches = [i for i, c in enumerate(classes) if c == positive or
-                           str(c) == str(positive)]
+                matches = [i for i, c in enumerate(classes) if str(c) == str(positive)]
                 if not matches:
                     raise CheckError(f"{role} model's classes {classes} do not include the "
                                      f"positive label {positive!r}")

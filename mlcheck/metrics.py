@@ -30,6 +30,7 @@ class Metric:
     higher_is_better: bool
     compute: Callable[..., float]
     description: str
+    probabilities: bool = False  # reads scores as probabilities in [0, 1]
 
 
 def _labels(fn: Callable[..., float], **kwargs: object) -> Callable[..., float]:
@@ -92,9 +93,10 @@ _DEFINITIONS = [
     Metric("average_precision", _BINARY_ONLY, "scores", True,
            lambda y, s, c: skm.average_precision_score(y, s, pos_label=True),
            "area under the precision-recall curve"),
-    Metric("log_loss", _CLASSIFICATION, "scores", False, _log_loss, "cross-entropy loss"),
+    Metric("log_loss", _CLASSIFICATION, "scores", False, _log_loss, "cross-entropy loss",
+           probabilities=True),
     Metric("brier_score", _CLASSIFICATION, "scores", False, _brier,
-           "mean squared error of the probabilities"),
+           "mean squared error of the probabilities", probabilities=True),
     Metric("roc_auc_ovr", _MULTI_ONLY, "scores", True,
            partial(_roc_auc, multi_class="ovr", average="macro"),
            "one-vs-rest ROC AUC, macro average"),

@@ -7,8 +7,10 @@ the user trusts them explicitly or pinned their hash.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
+import io
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from mlcheck.errors import InputError, display_path, suggest
+from mlcheck.metrics import BINARY, REGRESSION
 from mlcheck.policy import ModelSource, Policy
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
@@ -43,7 +46,8 @@ class LoadedModel:
     role: str  # "candidate" or "baseline"
     source: ModelSource
     estimator: Any | None  # None in black-box mode
-    artifact: Artifact | None
+    artifact: Artifact | None  # the model file, or a factory's source file
+    loaded_with: str  # how it was loaded and why it was trusted, for the record
 
     def describe(self) -> dict[str, Any]:
         if self.estimator is None:
@@ -55,6 +59,7 @@ class LoadedModel:
                 kind["factory"] = self.source.factory
         if self.source.threshold is not None:
             kind["threshold"] = self.source.threshold
+        kind["loaded_with"] = self.loaded_with
         return {**kind, **(self.artifact.to_dict() if self.artifact else {})}
 
 
@@ -78,6 +83,7 @@ class Subject:
     model: LoadedModel | None
     baseline: LoadedModel | None
     datasets: dict[str, LoadedDataset]
+    positive_label: Any = None  # binary tasks: the target value counted as positive
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -107,7 +113,7 @@ def load_subject(policy: Policy, *, trust_model: bool = False) -> Subject:
                                    policy, ("model", "baseline"))
     subject = Subject(model, baseline, datasets)
     _check_columns(policy, subject)
-    return subject
+    return dataclasses.replace(subject, positive_label=_check_target(policy, subject))
 
 
 def fingerprint(path: Path, *, what: str, where: Any = None) -> Artifact:
@@ -154,31 +160,37 @@ def _load_model(source: ModelSource, role: str, base: Path, trust: bool, policy:
                 key: tuple) -> LoadedModel:
     where = policy.origin.locate(*key)
     if source.black_box:
-        return LoadedModel(role, source, None, None)
+        return LoadedModel(role, source, None, None, "black box: columns of the data")
     if source.factory:
-        estimator = _call_factory(source.factory, base, role)
+        estimator, artifact = _call_factory(source.factory, base, role, where)
         _check_is_model(estimator, role, source.factory, where)
-        return LoadedModel(role, source, estimator, None)
+        return LoadedModel(role, source, estimator, artifact, "factory code (trusted as code)")
     path = base / source.path
-    artifact = fingerprint(path, what=f"{role} model", where=policy.origin.locate(*key, "path"))
+    if not path.is_file():
+        raise InputError(f"{role} model: file not found: {display_path(path)}",
+                         policy.origin.locate(*key, "path"))
+    content = path.read_bytes()  # hashed and loaded from the same bytes: no swap in between
+    artifact = Artifact(display_path(path), hashlib.sha256(content).hexdigest(), len(content))
     _check_pin(artifact, source.sha256, f"{role} model", policy.origin.locate(*key, "sha256"))
     name = path.name.lower()
     if name.endswith(".skops"):
-        estimator = _load_skops(path, source.trusted_types, trusted_file=source.trust or trust,
-                                role=role)
+        estimator, how = _load_skops(content, artifact.path, source, trust, role, where)
     elif name.endswith(PICKLE_SUFFIXES):
-        if not (trust or source.trust or source.sha256):
+        how = ("pinned sha256" if source.sha256 else "policy `trust: true`" if source.trust
+               else "--trust-model" if trust else None)
+        if how is None:
             raise InputError(
                 f"{role} model {artifact.path} is a pickle/joblib file. Unpickling runs "
                 "arbitrary code from the file, so mlcheck refuses to load it unless you trust "
                 "it: pass --trust-model, set `trust: true`, or pin its `sha256` in the policy. "
                 "Safer: save the model with skops (.skops).", where)
-        estimator = _unpickle(path, role)
+        estimator = _unpickle(content, name, artifact.path, role, where)
+        how = f"unpickled, trusted by {how}"
     else:
         raise InputError(f"{role} model {artifact.path}: unknown model format; "
                          "use .skops, .pkl/.joblib (trusted) or a `factory`", where)
     _check_is_model(estimator, role, artifact.path, where)
-    return LoadedModel(role, source, estimator, artifact)
+    return LoadedModel(role, source, estimator, artifact, how)
 
 
 def _check_is_model(estimator: Any, role: str, origin: str, where: Any) -> None:
@@ -187,59 +199,71 @@ def _check_is_model(estimator: Any, role: str, origin: str, where: Any) -> None:
                          f"{type(estimator).__name__} has no `predict` method", where)
 
 
-def _load_skops(path: Path, trusted_types: tuple[str, ...], *, trusted_file: bool,
-                role: str) -> Any:
+def _load_skops(content: bytes, shown: str, source: ModelSource, trust: bool, role: str,
+                where: Any) -> tuple[Any, str]:
+    """Load a skops file, allowing only default-trusted types and those the policy lists."""
     import skops.io as sio
 
     try:
-        untrusted = sio.get_untrusted_types(file=path)
+        untrusted = sio.get_untrusted_types(data=content)
     except Exception as exc:
-        raise InputError(f"{role} model {display_path(path)} is not a valid skops file: "
-                         f"{exc}") from None
-    unreviewed = [t for t in untrusted if t not in trusted_types]
-    if unreviewed and not trusted_file:
+        raise InputError(f"{role} model {shown} is not a valid skops file: {exc}",
+                         where) from None
+    unreviewed = [t for t in untrusted if t not in source.trusted_types]
+    if unreviewed and not (trust or source.trust):
         raise InputError(
-            f"{role} model {display_path(path)} contains types skops does not trust by "
-            f"default: {', '.join(unreviewed)}. Review them and list them under "
-            "`trusted_types` in the model section (or pass --trust-model to trust this file "
-            "whole).")
+            f"{role} model {shown} contains types skops does not trust by default: "
+            f"{', '.join(unreviewed)}. Review them and list them under `trusted_types` in "
+            "the model section (or pass --trust-model to trust this file whole).", where)
+    if not untrusted:
+        how = "skops, default trusted types only"
+    elif not unreviewed:
+        how = f"skops, with reviewed types: {', '.join(untrusted)}"
+    else:
+        how = (f"skops, file trusted whole by {'--trust-model' if trust else 'policy `trust`'}"
+               f" (types beyond the defaults: {', '.join(unreviewed)})")
     try:
-        return sio.load(path, trusted=list(untrusted))
+        return sio.loads(content, trusted=list(untrusted)), how
     except Exception as exc:
-        raise InputError(f"{role} model {display_path(path)} could not be loaded: {exc}") from None
+        raise InputError(f"{role} model {shown} could not be loaded: {exc}", where) from None
 
 
-def _unpickle(path: Path, role: str) -> Any:
+def _unpickle(content: bytes, name: str, shown: str, role: str, where: Any) -> Any:
     try:
-        if path.name.lower().endswith(".joblib"):
+        if name.endswith(".joblib"):
             import joblib
 
-            return joblib.load(path)
+            return joblib.load(io.BytesIO(content))
         import pickle
 
-        with path.open("rb") as handle:
-            return pickle.load(handle)
+        return pickle.loads(content)  # only reached with explicit trust or a matching pin
     except Exception as exc:
-        raise InputError(f"{role} model {display_path(path)} could not be unpickled: "
-                         f"{type(exc).__name__}: {exc}") from None
+        raise InputError(f"{role} model {shown} could not be unpickled: "
+                         f"{type(exc).__name__}: {exc}", where) from None
 
 
-def _call_factory(spec: str, base: Path, role: str) -> Any:
-    """Import `package.module:function` (the policy's folder first on the path) and call it."""
+def _call_factory(spec: str, base: Path, role: str, where: Any) -> tuple[Any, Artifact | None]:
+    """Import `package.module:function` (the policy's folder first on the path) and call it.
+
+    The module's source file is fingerprinted, so the record shows which code built the model."""
     module_name, function_name = spec.split(":")
-    sys.path.insert(0, str(base.resolve()))
+    folder = str(base.resolve())
+    sys.path.insert(0, folder)
     try:
         module = importlib.import_module(module_name)
         factory = getattr(module, function_name)
-    except (ImportError, AttributeError) as exc:
-        raise InputError(f"{role} model factory '{spec}' cannot be imported: {exc}") from None
+    except Exception as exc:  # the module may fail in any way while it is imported
+        raise InputError(f"{role} model factory '{spec}' cannot be imported: "
+                         f"{type(exc).__name__}: {exc}", where) from None
     finally:
-        sys.path.remove(str(base.resolve()))
+        sys.path.remove(folder)
+    source_file = getattr(module, "__file__", None)
+    artifact = fingerprint(Path(source_file), what="factory module") if source_file else None
     try:
-        return factory()
+        return factory(), artifact
     except Exception as exc:
         raise InputError(f"{role} model factory '{spec}' raised "
-                         f"{type(exc).__name__}: {exc}") from None
+                         f"{type(exc).__name__}: {exc}", where) from None
 
 
 def _check_columns(policy: Policy, subject: Subject) -> None:
@@ -267,6 +291,49 @@ def _check_columns(policy: Policy, subject: Subject) -> None:
             if column not in frame.columns:
                 raise InputError(missing_column_message(column, frame, ds),
                                  policy.origin.locate(*key))
+
+
+def _check_target(policy: Policy, subject: Subject) -> Any:
+    """The target must be complete and fit the task; returns the binary positive label."""
+    target = policy.data.target
+    if not (policy.performance and policy.model and target):
+        return None
+    dataset = policy.performance.dataset
+    column = subject.datasets[dataset].frame[target]
+    where = policy.origin.locate("data", "target")
+    missing = int(column.isna().sum())
+    if missing:
+        raise InputError(f"target '{target}' has {missing} missing values in dataset "
+                         f"'{dataset}'; drop or fill those rows", where)
+    task = policy.model.task
+    labels = column.unique().tolist()
+    if task == REGRESSION:
+        if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            raise InputError(f"target '{target}' is {column.dtype}, not numeric, but the task "
+                             "is regression", where)
+        return None
+    if task != BINARY:
+        return None
+    if len(labels) > 2:
+        raise InputError(f"target '{target}' has {len(labels)} labels in dataset '{dataset}' "
+                         f"({_show(labels)}) but the task is binary_classification", where)
+    configured = policy.data.positive_label
+    if configured is None:
+        if set(labels) <= {0, 1}:  # 0/1, 0.0/1.0 or False/True: the label equal to 1
+            return next((v for v in labels if v == 1), 1)
+        raise InputError(f"target '{target}' has labels {_show(labels)}: set "
+                         "`data.positive_label` to the one that counts as positive", where)
+    match = [v for v in labels if v == configured or str(v).lower() == str(configured).lower()]
+    if not match:
+        raise InputError(f"positive_label {configured!r} does not occur in target '{target}' "
+                         f"of dataset '{dataset}' (labels: {_show(labels)})",
+                         policy.origin.locate("data", "positive_label"))
+    return match[0]
+
+
+def _show(labels: list) -> str:
+    return ", ".join(repr(v) for v in sorted(labels, key=str)[:10]) + (
+        ", …" if len(labels) > 10 else "")
 
 
 def missing_column_message(column: str, frame: pd.DataFrame, dataset: str) -> str:

@@ -9,7 +9,7 @@ from sklearn import metrics as skm
 
 from mlcheck.context import Context
 from mlcheck.engine import compile_checks, evaluate, run_check
-from mlcheck.errors import PolicyError
+from mlcheck.errors import InputError, PolicyError
 from mlcheck.policy import load_policy
 from mlcheck.subject import load_subject
 
@@ -253,9 +253,22 @@ def test_multiple_slice_columns(workspace):
 def test_positive_label_must_occur_in_the_target(workspace):
     path = write_binary(workspace, "    - {metric: accuracy, min: 0.5}\n")
     text = path.read_text().replace("target: y", "target: y\n  positive_label: maybe")
-    result = evaluate(workspace.policy(text))
-    assert result.checks[0].verdict == "error"
-    assert "positive_label 'maybe' does not occur" in result.checks[0].message
+    with pytest.raises(InputError, match=r"policy.yaml:9:3: data.positive_label: "
+                       r"positive_label 'maybe' does not occur in target 'y'"):
+        evaluate(workspace.policy(text))
+
+
+def test_target_problems_stop_the_run(workspace):
+    frame = binary_frame().astype({"y": str}).replace({"y": {"0": "no", "1": "yes"}})
+    path = write_binary(workspace, "    - {metric: accuracy, min: 0.5}\n", frame=frame,
+                        model=False)
+    workspace.skops("model.skops", fitted_logistic(frame))
+    with pytest.raises(InputError, match=r"labels 'no', 'yes': set `data.positive_label`"):
+        evaluate(path)
+    frame.loc[5, "y"] = None
+    workspace.frame("eval.csv", frame)
+    with pytest.raises(InputError, match="target 'y' has 1 missing values"):
+        evaluate(path)
 
 
 def test_multiclass_policy(workspace):
@@ -346,3 +359,123 @@ def test_multiclass_black_box_with_a_score_column_per_class(workspace):
         skm.accuracy_score(frame["label"], frame["vendor"]))
     assert checks["performance/roc_auc_ovr"].value == pytest.approx(
         skm.roc_auc_score(frame["label"], proba, multi_class="ovr"))
+
+
+def test_integer_classes_are_ordered_as_scikit_learn_orders_them(workspace):
+    frame = multiclass_frame().replace({"label": {"low": 1, "mid": 2, "high": 10}})
+    frame["label"] = frame["label"].astype(int)
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression().fit(frame[["x1", "x2"]], frame["label"])
+    proba = model.predict_proba(frame[["x1", "x2"]])  # columns 1, 2, 10
+    frame = frame.assign(p1=proba[:, 0], p2=proba[:, 1], p10=proba[:, 2])
+    workspace.frame("eval.csv", frame)
+    path = workspace.policy("""
+        mlcheck: 1
+        name: vendor-int
+        model: {task: multiclass_classification, scores: {1: p1, 2: p2, 10: p10}}
+        data: {target: label, datasets: {eval: eval.csv}}
+        performance:
+          rules: [{metric: log_loss, max: 5}, {metric: roc_auc_ovr, min: 0.5}]
+        """)
+    checks = by_id(evaluate(path))
+    assert checks["performance/log_loss"].value == pytest.approx(
+        skm.log_loss(frame["label"], proba))
+    assert checks["performance/roc_auc_ovr"].value == pytest.approx(
+        skm.roc_auc_score(frame["label"], proba, multi_class="ovr"))
+
+
+def test_predicted_labels_must_be_labels_of_the_target(workspace):
+    frame = binary_frame().assign(decision=lambda f: np.where(f["x1"] > 0, "yes", "no"))
+    workspace.frame("eval.csv", frame)
+    path = workspace.policy("""
+        mlcheck: 1
+        name: vendor
+        model: {task: binary_classification, predictions: decision}
+        data: {target: y, datasets: {eval: eval.csv}}
+        performance:
+          rules: [{metric: accuracy, min: 0.0}]
+        """)
+    check = evaluate(path).checks[0]
+    assert check.verdict == "error"
+    assert "predicts labels that are not labels of target 'y': no, yes" in check.message
+
+
+BAD_MODELS = """
+import numpy as np
+
+class Model:
+    classes_ = np.array([0, 1])
+    def __init__(self, proba):
+        self.proba = proba
+    def predict(self, X):
+        return (self.proba(X)[:, -1] > 0.5).astype(int)
+    def predict_proba(self, X):
+        return self.proba(X)
+
+def short():
+    return Model(lambda X: np.full((len(X) - 5, 2), 0.5))
+def three_columns():
+    return Model(lambda X: np.full((len(X), 3), 1 / 3))
+def out_of_range():
+    return Model(lambda X: np.tile([2.0, -1.0], (len(X), 1)))
+def one_dimensional():
+    return Model(lambda X: np.full(len(X), 0.5))
+"""
+
+
+@pytest.mark.parametrize(("factory", "message"), [
+    ("short", "returned (595,) rows for the 600 rows"),
+    ("three_columns", "returned shape (600, 3); expected (600, 2)"),
+    ("out_of_range", "returned 1200 values outside [0, 1]"),
+    ("one_dimensional", "returned shape (600,); expected (600, 2)"),
+])
+def test_model_outputs_of_the_wrong_shape_are_errors(workspace, factory, message):
+    workspace.frame("eval.csv", binary_frame())
+    workspace.write("bad_models.py", BAD_MODELS)
+    path = workspace.policy(BINARY_POLICY.replace("path: model.skops",
+                                                  f"factory: bad_models:{factory}"))
+    result = evaluate(path)
+    roc = by_id(result)["performance/roc_auc"]
+    assert roc.verdict == "error"
+    assert message in roc.message
+    assert result.verdict == "blocked"
+
+
+def test_black_box_columns_are_not_fed_to_a_model(workspace):
+    frame = binary_frame().drop(columns=["group"]).assign(old_score=lambda f: f["x1"])
+    workspace.frame("eval.csv", frame)
+    workspace.skops("model.skops", fitted_logistic(frame))  # trained on x1, x2 only
+    path = workspace.policy("""
+        mlcheck: 1
+        name: vs-vendor
+        model:
+          path: model.skops
+          task: binary_classification
+          baseline: {scores: old_score}
+        data: {target: y, datasets: {eval: eval.csv}}
+        performance:
+          rules: [{metric: roc_auc, baseline: {max_drop: 0.5}}]
+        """)
+    # scikit-learn would raise on the unseen column `old_score` if it were passed
+    check = evaluate(path).checks[0]
+    assert check.verdict == "pass", check.message
+    assert check.evidence["baseline"] == pytest.approx(skm.roc_auc_score(frame["y"], frame["x1"]))
+
+
+def test_probability_metrics_refuse_scores_outside_0_1(workspace):
+    frame = binary_frame().assign(decile=lambda f: np.clip((f["x1"] * 2 + 5).round(), 1, 10))
+    workspace.frame("eval.csv", frame)
+    path = workspace.policy("""
+        mlcheck: 1
+        name: deciles
+        model: {task: binary_classification, scores: decile}
+        data: {target: y, datasets: {eval: eval.csv}}
+        performance:
+          rules: [{metric: roc_auc, min: 0.5}, {metric: brier_score, max: 0.3}]
+        """)
+    checks = by_id(evaluate(path))
+    assert checks["performance/roc_auc"].verdict == "pass"  # ranks need no probabilities
+    assert checks["performance/brier_score"].verdict == "error"
+    assert "reads probabilities, but the candidate scores range from 1 to 10" in checks[
+        "performance/brier_score"].message

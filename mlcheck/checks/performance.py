@@ -92,6 +92,9 @@ def measure(metric: Metric, context: Context, role: str, dataset: str, rows: Row
         truth, output = truth[rows], output[rows]
     if len(truth) == 0:
         raise CheckError("the slice has no rows")
+    if metric.probabilities and np.any((output < 0) | (output > 1)):
+        raise CheckError(f"{metric.name} reads probabilities, but the {role} scores range "
+                         f"from {output.min():g} to {output.max():g}")
     classes = context.classes(dataset)
     try:
         with warnings.catch_warnings():
