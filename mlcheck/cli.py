@@ -6,6 +6,7 @@ Exit codes: 0 passed, 1 blocked, 2 the policy or an input could not be used.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,13 +14,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
 from mlcheck.engine import evaluate
 from mlcheck.errors import MlcheckError
 from mlcheck.policy import load_policy, policy_json_schema
 from mlcheck.report import render_html
-from mlcheck.result import CheckResult, RunResult, write_atomic
+from mlcheck.result import CheckResult, RunResult, write_files
 
 EXIT_PASSED, EXIT_BLOCKED, EXIT_INVALID = 0, 1, 2
 STYLES = {"pass": "green", "fail": "bold red", "error": "bold red", "inconclusive": "red",
@@ -39,6 +39,15 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(EXIT_INVALID)
 
 
+def _crash(exc: Exception) -> typer.Exit:
+    """An unexpected failure is not a verdict: exit 2, with the traceback on request."""
+    if os.environ.get("MLCHECK_DEBUG"):
+        err.print_exception()
+    err.print(f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))} "
+              "(set MLCHECK_DEBUG=1 to see the traceback)", soft_wrap=True)
+    return typer.Exit(EXIT_INVALID)
+
+
 @app.command()
 def check(
     policy: Annotated[Path, typer.Argument(help="The policy YAML file.")],
@@ -51,33 +60,48 @@ def check(
     trust_model: Annotated[bool, typer.Option(
         "--trust-model", help="Trust pickle/joblib model files and unreviewed skops types.")
     ] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="List every check, passed ones too.")] = False,
     quiet: Annotated[bool, typer.Option(
-        "--quiet", "-q", help="Print only the verdict and the checks that did not pass.")
-    ] = False,
+        "--quiet", "-q", help="Print only the verdict.")] = False,
 ) -> None:
     """Evaluate the model a policy names; exit 0 passed, 1 blocked, 2 invalid input."""
     try:
         loaded = load_policy(policy)
+        name = _file_stem(loaded.name)
+        outputs = _check_outputs(json_path or Path("reports") / f"{name}.json",
+                                 report_path or Path("reports") / f"{name}.html")
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      console=err, transient=True) as bar:
+                      console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task("loading model and data", total=None)
 
             def advance(result: CheckResult, done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total, description=result.id)
 
             result = evaluate(loaded, trust_model=trust_model, progress=advance)
-        name = _file_stem(loaded.name)
-        json_path = json_path or Path("reports") / f"{name}.json"
-        report_path = report_path or Path("reports") / f"{name}.html"
         record = result.to_dict()
-        json_text, html_text = result.to_json(), render_html(record)
+        write_files(dict(zip(outputs, (result.to_json(), render_html(record)), strict=True)))
     except MlcheckError as exc:
         raise _fail(exc) from None
-    write_atomic(json_path, json_text)
-    write_atomic(report_path, html_text)
-    _print_summary(result, quiet)
-    out.print(f"record: {json_path}   report: {report_path}")
+    except Exception as exc:
+        raise _crash(exc) from None
+    _print_summary(result, verbose=verbose, quiet=quiet)
+    out.print(f"record: {escape(str(outputs[0]))}   report: {escape(str(outputs[1]))}",
+              soft_wrap=True)
     raise typer.Exit(EXIT_BLOCKED if result.blocked else EXIT_PASSED)
+
+
+def _check_outputs(*paths: Path) -> tuple[Path, ...]:
+    """Refuse output paths that cannot be written, before the (possibly long) run."""
+    if len({p.resolve() for p in paths}) != len(paths):
+        raise MlcheckError(f"--json and --report name the same file: {paths[0]}")
+    for path in paths:
+        if path.is_dir():
+            raise MlcheckError(f"output path is a directory: {path}")
+        parent = next((p for p in path.resolve().parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise MlcheckError(f"cannot create {path}: {parent} is a file")
+    return paths
 
 
 @app.command()
@@ -87,9 +111,12 @@ def validate(policy: Annotated[Path, typer.Argument(help="The policy YAML file."
         loaded = load_policy(policy)
     except MlcheckError as exc:
         raise _fail(exc) from None
+    except Exception as exc:
+        raise _crash(exc) from None
     sources = loaded.origin.sources
     extra = f" (extends {', '.join(p for p, _ in sources[1:])})" if len(sources) > 1 else ""
-    out.print(f"{policy}: valid policy '{escape(loaded.name)}'{escape(extra)}")
+    out.print(f"{escape(str(policy))}: valid policy '{escape(loaded.name)}'{escape(extra)}",
+              soft_wrap=True)
 
 
 @app.command()
@@ -106,15 +133,20 @@ def report(
     ] = None,
 ) -> None:
     """Re-render the HTML report from a stored JSON record alone."""
+    target = output or record.with_suffix(".html")
     try:
+        _check_outputs(target)
         result = RunResult.read(record)
+        html = render_html(result.to_dict())
     except FileNotFoundError:
         raise _fail(MlcheckError(f"record not found: {record}")) from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise _fail(MlcheckError(f"{record} is not an mlcheck record: {exc}")) from None
-    target = output or record.with_suffix(".html")
-    write_atomic(target, render_html(result.to_dict()))
-    out.print(f"report: {target}")
+    except MlcheckError as exc:
+        raise _fail(exc) from None
+    except Exception as exc:  # any malformed JSON or structure: say so, without a traceback
+        raise _fail(MlcheckError(f"{record} is not a complete mlcheck record: "
+                                 f"{type(exc).__name__}: {exc}")) from None
+    write_files({target: html})
+    out.print(f"report: {escape(str(target))}", soft_wrap=True)
 
 
 @app.callback(invoke_without_command=True)
@@ -129,26 +161,32 @@ def main(
         raise typer.Exit()
 
 
-def _print_summary(result: RunResult, quiet: bool) -> None:
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    table.add_column("verdict")
-    table.add_column("check", overflow="fold")
-    table.add_column("result", overflow="fold")
-    for check in result.checks:
-        if quiet and check.verdict == "pass":
-            continue
-        style = STYLES.get(check.verdict, "")
-        table.add_row(f"[{style}]{check.verdict.upper()}[/]", escape(check.id),
-                      escape(check.message))
-    if table.row_count:
-        out.print(table)
+def _print_summary(result: RunResult, *, verbose: bool, quiet: bool) -> None:
+    """One line per check that did not pass (every check with --verbose), then the verdict.
+
+    Plain lines, never wrapped, so ids stay whole in CI logs and can be grepped."""
+    if not quiet:
+        width = max((len(c.verdict) for c in result.checks), default=4)
+        for check in result.checks:
+            if check.verdict != "pass" or verbose:
+                style = STYLES.get(check.verdict, "")
+                out.print(f"[{style}]{check.verdict.upper():<{width}}[/]  {escape(check.id)}  "
+                          f"{escape(check.message)}", soft_wrap=True)
+        if not verbose:
+            passed: dict[str, int] = {}
+            for check in result.checks:
+                if check.verdict == "pass":
+                    passed[check.family] = passed.get(check.family, 0) + 1
+            if passed:
+                out.print("passed: " + ", ".join(f"{n} {family}" for family, n in passed.items())
+                          + " checks (--verbose lists them)", style="dim", soft_wrap=True)
     counts = ", ".join(f"{n} {v}" for v, n in result.counts().items() if n)
     if result.blocked:
-        blockers = [c.id for c in result.checks if c.blocking]
-        out.print(f"[bold red]BLOCKED[/] ({counts}): blocking checks: "
-                  f"{escape(', '.join(blockers))}")
+        blockers = ", ".join(c.id for c in result.checks if c.blocking)
+        out.print(f"[bold red]BLOCKED[/] ({counts}): blocking checks: {escape(blockers)}",
+                  soft_wrap=True)
     else:
-        out.print(f"[bold green]PASSED[/] ({counts})")
+        out.print(f"[bold green]PASSED[/] ({counts})", soft_wrap=True)
 
 
 def _file_stem(name: str) -> str:

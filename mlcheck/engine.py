@@ -42,7 +42,8 @@ def run_check(check: Check, context: Context) -> CheckResult:
     started = time.perf_counter()
     result = CheckResult(id=check.id, family=check.family, severity=check.severity,
                          verdict="error", description=check.description,
-                         policy_line=check.policy_line)
+                         policy_file=check.location and check.location.file,
+                         policy_line=check.location and check.location.line)
     try:
         outcome = check.evaluate(context)
     except CheckError as exc:
@@ -78,7 +79,7 @@ def evaluate(policy: Policy | str | Path, *, trust_model: bool = False,
     finished = time.perf_counter()
     return RunResult(
         policy=describe_policy(policy),
-        subject=subject.describe(),
+        subject=subject.describe(policy),
         checks=results,
         environment=environment(policy.base_dir),
         timings={"load_s": loaded - started, "checks_s": finished - loaded,
@@ -121,6 +122,6 @@ def _git(where: Path) -> dict | None:
                               timeout=10, check=True).stdout.strip()
     try:
         return {"commit": git("rev-parse", "HEAD"),
-                "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+                "dirty": bool(git("status", "--porcelain"))}
     except (OSError, subprocess.SubprocessError):
         return None

@@ -28,7 +28,15 @@ from pydantic import (
 )
 
 from mlcheck.errors import Location, PolicyError, display_path, suggest
-from mlcheck.metrics import BINARY, METRIC_NAMES, METRICS, MULTICLASS, REGRESSION, TASKS, metrics_for
+from mlcheck.metrics import (
+    BINARY,
+    METRIC_NAMES,
+    METRICS,
+    MULTICLASS,
+    REGRESSION,
+    TASKS,
+    metrics_for,
+)
 
 POLICY_VERSION = 1
 Severity = Literal["block", "warn"]
@@ -664,7 +672,7 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
                                  where("performance", "rules", index, "baseline")))
             for role, source in (("candidate", model), ("baseline", rule.baseline and model
                                                          and model.baseline)):
-                missing = source and _black_box_lacks(source, metric.needs, model.task)
+                missing = source and _black_box_lacks(source, role, metric.needs, model.task)
                 if missing:
                     problems.append((f"metric '{rule.metric}' needs {missing}",
                                      where("performance", "rules", index, "metric")))
@@ -704,16 +712,14 @@ def _task_fit(policy: Policy) -> list[tuple[str, Location]]:
     return problems
 
 
-def _black_box_lacks(source: ModelSource, needs: str, task: str) -> str | None:
+def _black_box_lacks(source: ModelSource, role: str, needs: str, task: str) -> str | None:
     """What a black-box source lacks for a metric reading `needs`, or None."""
-    if not source.black_box:
+    if not source.black_box or task == REGRESSION:  # regression reads either column
         return None
-    if task == REGRESSION:
-        return None if (source.scores or source.predictions) else "a `predictions` column"
     if needs == "scores" and not source.scores:
-        return "scores, but the black box has only `predictions`: add a `scores` column"
+        return f"scores, but the {role} black box has only `predictions`: add a `scores` column"
     if needs == "labels" and not (source.predictions or source.threshold is not None):
-        return ("predicted labels, but the black box has only `scores`: add a "
+        return (f"predicted labels, but the {role} black box has only `scores`: add a "
                 "`predictions` column or a `threshold`")
     return None
 

@@ -10,7 +10,7 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ class CheckResult:
     n: int | None = None
     message: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
+    policy_file: str | None = None
     policy_line: int | None = None
     duration_s: float = 0.0
 
@@ -97,7 +98,8 @@ class RunResult:
                              f"{RECORD_VERSION})")
         return cls(
             policy=data["policy"], subject=data["subject"],
-            checks=[CheckResult(**c) for c in data["checks"]],
+            checks=[CheckResult(**{k: v for k, v in c.items() if k in _CHECK_FIELDS})
+                    for c in data["checks"]],
             environment=data["environment"], timings=data["timings"],
             created_at=data["created_at"], mlcheck_version=data["mlcheck_version"],
             record_version=version,
@@ -106,6 +108,9 @@ class RunResult:
     @classmethod
     def read(cls, path: str | Path) -> RunResult:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+_CHECK_FIELDS = {f.name for f in fields(CheckResult)}  # newer records may add keys
 
 
 def _jsonable(value: Any) -> Any:
@@ -127,17 +132,27 @@ def _jsonable(value: Any) -> Any:
 
 def write_atomic(path: str | Path, text: str) -> Path:
     """Write a file so that readers see the old content or the new, never a half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    return write_files({Path(path): text})[0]
+
+
+def write_files(files: dict[Path, str]) -> list[Path]:
+    """Write several files all-or-nothing: every one is complete in a temporary file
+    beside its target before any target is replaced."""
+    temps: list[tuple[str, Path]] = []
+    umask = os.umask(0)
+    os.umask(umask)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                            suffix=".tmp")
+            temps.append((temp, path))
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual mode
+        for temp, path in temps:
+            os.replace(temp, path)
+    finally:
+        for temp, _ in temps:
+            Path(temp).unlink(missing_ok=True)
+    return list(files)

@@ -85,8 +85,11 @@ class Subject:
     datasets: dict[str, LoadedDataset]
     positive_label: Any = None  # binary tasks: the target value counted as positive
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, policy: Policy) -> dict[str, Any]:
         return {
+            "task": policy.model.task if policy.model else None,
+            "target": policy.data.target,
+            "positive_label": self.positive_label,
             "model": self.model.describe() if self.model else None,
             "baseline": self.baseline.describe() if self.baseline else None,
             "datasets": {name: ds.describe() for name, ds in self.datasets.items()},

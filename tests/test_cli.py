@@ -102,10 +102,47 @@ def test_untrusted_pickle_exits_2_with_the_reason(binary_workspace):
     assert "is not a model: object has no `predict` method" in trusted.stderr
 
 
-def test_quiet_prints_only_what_did_not_pass(workspace):
-    result = run("check", example_copy(workspace), "-q")
-    assert "schema/age" not in result.output
-    assert "performance/recall[sex=Female]" in result.output
+def test_summary_lists_what_did_not_pass_and_verbose_lists_all(workspace):
+    policy = example_copy(workspace)
+    default = run("check", policy).output
+    assert "schema/age" not in default
+    assert "passed: 16 schema, 9 performance checks" in default
+    assert ("WARN  performance/precision[race=Amer-Indian-Eskimo]  precision = 0.7500 violates"
+            in default)  # whole ids on one line, however narrow the terminal
+    assert "schema/age  valid in eval, reference" in run("check", policy, "-v").output
+    quiet = run("check", policy, "-q").stdout.splitlines()
+    assert quiet[0].startswith("BLOCKED (25 pass, 1 fail, 2 warn)")
+
+
+def test_output_paths_are_checked_before_the_run(workspace):
+    policy = example_copy(workspace)
+    same = run("check", policy, "--json", "out.x", "--report", "out.x")
+    assert same.exit_code == 2 and "name the same file" in same.stderr
+    (workspace.root / "adir").mkdir()
+    directory = run("check", policy, "--report", "adir")
+    assert directory.exit_code == 2 and "output path is a directory: adir" in directory.stderr
+    assert not (workspace.root / "reports").exists()
+
+
+def test_paths_with_markup_characters_are_printed_as_given(workspace):
+    result = run("check", example_copy(workspace), "--json", "[red]x.json", "--report", "r.html")
+    assert result.exit_code == 1
+    assert "record: [red]x.json" in result.output
+    assert (workspace.root / "[red]x.json").exists()
+
+
+def test_unexpected_failures_exit_2_without_a_traceback(workspace, monkeypatch):
+    import mlcheck.cli
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(mlcheck.cli, "render_html", broken)
+    result = run("check", example_copy(workspace))
+    assert result.exit_code == 2
+    assert "internal error: RuntimeError: disk on fire" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (workspace.root / "reports").exists()  # neither output was written
 
 
 def test_validate(workspace):
@@ -134,7 +171,7 @@ def test_report_on_a_file_that_is_not_a_record(workspace):
     (workspace.root / "x.json").write_text('{"hello": 1}')
     result = run("report", "x.json")
     assert result.exit_code == 2
-    assert "not an mlcheck record" in result.stderr
+    assert "not a complete mlcheck record" in result.stderr
     assert run("report", "nothing.json").exit_code == 2
 
 

@@ -157,7 +157,8 @@ def test_black_box_predictions_without_scores(workspace):
     assert checks["performance/accuracy"].value == pytest.approx(
         skm.accuracy_score(frame["y"], frame["decision"]))
     scored = workspace.policy(path.read_text() + "    - {metric: roc_auc, min: 0.5}\n")
-    with pytest.raises(PolicyError, match=r"policy.yaml:8:8: performance.rules\[1\].metric: metric 'roc_auc' needs scores"):
+    with pytest.raises(PolicyError, match=r"policy.yaml:8:8: performance.rules\[1\].metric: "
+                       r"metric 'roc_auc' needs scores, but the candidate black box"):
         evaluate(scored)
     unthresholded = workspace.policy(path.read_text().replace("predictions: decision",
                                                               "scores: x1"))

@@ -96,3 +96,19 @@ def test_schema_can_be_limited_to_some_datasets(workspace):
     checks, _ = results_by_id(workspace, GOOD.assign(age=[1, 2, 3]), policy=policy)
     assert checks["schema/age"].verdict == "pass"
     assert set(checks["schema/age"].evidence["datasets"]) == {"current"}
+
+
+def test_a_check_that_cannot_apply_is_an_error_even_when_warn(workspace):
+    policy = POLICY.replace("strict: true", "strict: true\n  severity: warn").replace(
+        "income: {dtype: float64, nullable: true, checks: {ge: 0}}",
+        "income: {nullable: true, checks: {regex: '^a'}}")
+    checks, result = results_by_id(workspace, GOOD, policy=policy)
+    income = checks["schema/income"]
+    assert income.verdict == "error"
+    assert "str_matches('^a') raised AttributeError" in income.message
+    assert result.verdict == "blocked"
+
+
+def test_dtype_failure_says_what_was_found(workspace):
+    checks, _ = results_by_id(workspace, GOOD.assign(age=[18.5, 40.0, 99.0]))
+    assert "dtype('int64'): found float64" in checks["schema/age"].message

@@ -38,7 +38,7 @@ def pickle_policy(workspace, extra: str = "") -> Path:
 def test_example_subject_is_fingerprinted():
     policy = load_policy(EXAMPLE_POLICY)
     subject = load_subject(policy)
-    described = subject.describe()
+    described = subject.describe(policy)
     candidate = EXAMPLE_POLICY.parent / "../examples/adult/candidate.skops"
     assert described["model"]["sha256"] == hashlib.sha256(candidate.read_bytes()).hexdigest()
     assert described["model"]["class"].startswith("Pipeline(")
@@ -46,6 +46,10 @@ def test_example_subject_is_fingerprinted():
     assert described["datasets"]["reference"]["rows"] == 32561
     assert described["datasets"]["eval"]["columns"] == 15
     assert described["baseline"]["bytes"] > 0
+    assert described["positive_label"] == ">50K"
+    assert described["model"]["loaded_with"] == (
+        "skops, with reviewed types: numpy.dtype, "
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor")
 
 
 def test_skops_types_outside_the_defaults_are_refused_until_reviewed(workspace):
@@ -79,10 +83,14 @@ def test_pickle_loads_with_trust_flag_key_or_pinned_hash(workspace):
     frame = binary_frame()
     workspace.frame("eval.csv", frame)
     path = workspace.pickle("model.pkl", fitted_logistic(frame))
-    assert load_subject(load_policy(pickle_policy(workspace)), trust_model=True).model.estimator
-    assert load_subject(load_policy(pickle_policy(workspace, "\n  trust: true"))).model.estimator
+    flagged = load_subject(load_policy(pickle_policy(workspace)), trust_model=True).model
+    assert flagged.loaded_with == "unpickled, trusted by --trust-model"
+    keyed = load_subject(load_policy(pickle_policy(workspace, "\n  trust: true"))).model
+    assert keyed.loaded_with == "unpickled, trusted by policy `trust: true`"
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert load_subject(load_policy(pickle_policy(workspace, f"\n  sha256: {digest}"))).model
+    pinned = load_subject(load_policy(pickle_policy(workspace, f"\n  sha256: {digest}"))).model
+    assert pinned.loaded_with == "unpickled, trusted by pinned sha256"
+    assert hasattr(pinned.estimator, "predict_proba")
 
 
 def test_hash_mismatch_fails_before_anything_is_loaded(workspace):
@@ -119,7 +127,11 @@ def test_model_factory_is_imported_from_the_policy_folder(workspace):
     policy = load_policy(workspace.policy(BINARY_POLICY.replace("path: model.skops",
                                                                 "factory: my_models:build")))
     subject = load_subject(policy)
-    assert subject.model.describe()["factory"] == "my_models:build"
+    described = subject.model.describe()
+    assert described["factory"] == "my_models:build"
+    assert described["path"].endswith("my_models.py")  # the code that built the model
+    assert described["sha256"] == hashlib.sha256(
+        (workspace.root / "my_models.py").read_bytes()).hexdigest()
     assert hasattr(subject.model.estimator, "predict_proba")
 
 

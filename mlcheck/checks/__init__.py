@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlcheck.errors import Location
+
 if TYPE_CHECKING:
     from mlcheck.context import Context
 
@@ -35,7 +37,7 @@ class Check:
     severity: str
     description: str
     evaluate: Callable[[Context], Outcome]
-    policy_line: int | None = None
+    location: Location | None = None  # where the rule was written (file and line)
 
 
 def within(value: float, low: float | None, high: float | None) -> bool:

@@ -27,7 +27,7 @@ def compile_checks(policy: Policy, context: Context) -> list[Check]:
         return []
     checks: list[Check] = []
     for index, rule in enumerate(spec.rules):
-        line = policy.origin.locate("performance", "rules", index).line
+        location = policy.origin.locate("performance", "rules", index)
         severity = rule.severity or spec.severity
         name = rule.id or rule.metric
         for suffix, rows in _slices(rule, context, spec.dataset):
@@ -36,7 +36,7 @@ def compile_checks(policy: Policy, context: Context) -> list[Check]:
                     id=f"performance/{name}{suffix}", family="performance", severity=severity,
                     description=f"{rule.metric} {bounds_text(rule.min, rule.max)}"
                     + (f" on slice {suffix}" if suffix else ""),
-                    evaluate=_bounds_check(rule, spec.dataset, rows), policy_line=line))
+                    evaluate=_bounds_check(rule, spec.dataset, rows), location=location))
             if rule.baseline is not None:
                 kind = ("may drop by at most" if rule.baseline.max_drop is not None
                         else "must gain at least")
@@ -47,7 +47,7 @@ def compile_checks(policy: Policy, context: Context) -> list[Check]:
                     severity=severity,
                     description=f"{rule.metric} {kind} {margin:g} against the baseline"
                     + (f" on slice {suffix}" if suffix else ""),
-                    evaluate=_baseline_check(rule, spec.dataset, rows), policy_line=line))
+                    evaluate=_baseline_check(rule, spec.dataset, rows), location=location))
     return checks
 
 
@@ -164,10 +164,12 @@ def _size(context: Context, dataset: str, rows: Rows) -> int:
 
 
 def _class_balance(context: Context, dataset: str, rows: Rows) -> dict:
-    """Positives/negatives behind a classification metric (helps read a slice's number)."""
+    """What a binary number rests on: the positive label, the threshold, the class counts."""
     truth = context.truth(dataset)
     if truth.classes != (False, True):
         return {}
     values = truth.values if rows is None else truth.values[rows]
-    return {"positives": int(values.sum()), "negatives": int((~values).sum())}
+    return {"positive_label": truth.positive_label,
+            "threshold": context.policy.model.threshold,
+            "positives": int(values.sum()), "negatives": int((~values).sum())}
 

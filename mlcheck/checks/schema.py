@@ -10,9 +10,11 @@ from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
+from pandera.errors import SchemaErrorReason
 
 from mlcheck.checks import Check, Outcome
 from mlcheck.context import Context
+from mlcheck.errors import CheckError
 from mlcheck.policy import ColumnSpec, Policy
 
 MAX_EXAMPLES = 5
@@ -38,7 +40,7 @@ def compile_checks(policy: Policy, context: Context) -> list[Check]:
             severity=col.severity or spec.severity,
             description=_describe(column, col),
             evaluate=_column_check(column, datasets),
-            policy_line=where("schema", "columns", column).line,
+            location=where("schema", "columns", column),
         )
         for column, col in spec.columns.items()
     ]
@@ -47,7 +49,7 @@ def compile_checks(policy: Policy, context: Context) -> list[Check]:
             id=STRICT_ID, family="schema", severity=spec.severity,
             description="no columns beyond those declared (strict)",
             evaluate=_column_check(None, datasets),
-            policy_line=where("schema", "strict").line,
+            location=where("schema", "strict"),
         ))
     return checks
 
@@ -65,15 +67,25 @@ def build_schema(policy: Policy) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(columns, strict=spec.strict)
 
 
-def failure_cases(context: Context, dataset: str) -> pd.DataFrame:
-    """Pandera's failure cases for one dataset, computed once per run."""
+def failure_cases(context: Context, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pandera's findings for one dataset, computed once per run: (failures, broken checks).
 
-    def validate() -> pd.DataFrame:
+    A check that raised (a regex on numbers, `le` on text) did not measure anything, so it
+    is kept apart: its column's check becomes an `error`, never a counted failure."""
+
+    def validate() -> tuple[pd.DataFrame, pd.DataFrame]:
         try:
             build_schema(context.policy).validate(context.frame(dataset), lazy=True)
         except pa.errors.SchemaErrors as exc:
-            return exc.failure_cases
-        return pd.DataFrame(columns=["column", "check", "failure_case", "index"])
+            cases = exc.failure_cases
+            broken = {(getattr(e.schema, "name", None), getattr(e.check, "error", None))
+                      for e in exc.schema_errors
+                      if e.reason_code == SchemaErrorReason.CHECK_ERROR}
+            raised = pd.Series([(c, k) in broken for c, k in zip(
+                cases["column"], cases["check"], strict=True)], index=cases.index, dtype=bool)
+            return cases[~raised], cases[raised]
+        empty = pd.DataFrame(columns=["column", "check", "failure_case", "index"])
+        return empty, empty
 
     return context.memo(("schema", dataset), validate)
 
@@ -83,10 +95,15 @@ def _column_check(column: str | None, datasets: list[str]):
 
     def evaluate(context: Context) -> Outcome:
         per_dataset: dict[str, Any] = {}
+        cases_by_dataset: dict[str, pd.DataFrame] = {}
         total = rows = 0
+        broken = []
         for dataset in datasets:
-            cases = failure_cases(context, dataset)
+            cases, raised = failure_cases(context, dataset)
+            broken.extend(f"{dataset}: {check} raised {error}" for check, error in zip(
+                *(_cases_for(raised, column)[k] for k in ("check", "failure_case")), strict=True))
             mine = _cases_for(cases, column)
+            cases_by_dataset[dataset] = mine
             rows += len(context.frame(dataset))
             total += len(mine)
             per_dataset[dataset] = {
@@ -96,11 +113,12 @@ def _column_check(column: str | None, datasets: list[str]):
                 "examples": [_plain(v) for v in mine["failure_case"].head(MAX_EXAMPLES)],
                 "example_rows": [_plain(v) for v in mine["index"].head(MAX_EXAMPLES)],
             }
-        failing = {ds: e["by_check"] for ds, e in per_dataset.items() if e["failures"]}
+        if broken:
+            raise CheckError("a check could not be applied to this column: "
+                             + "; ".join(broken))
         if total:
-            summary = "; ".join(
-                f"{ds}: " + ", ".join(f"{check} ({count})" for check, count in by.items())
-                for ds, by in failing.items())
+            summary = "; ".join(f"{ds}: {_summarise(cases_by_dataset[ds])}"
+                                for ds in datasets if per_dataset[ds]["failures"])
             message = f"{total} failure(s) — {summary}"
         else:
             message = f"valid in {', '.join(datasets)}"
@@ -108,6 +126,17 @@ def _column_check(column: str | None, datasets: list[str]):
                        message=message, evidence={"datasets": per_dataset})
 
     return evaluate
+
+
+def _summarise(cases: pd.DataFrame) -> str:
+    """`isin([...]) (3), dtype('int64'): found float64` for one dataset's failures."""
+    parts = []
+    for check, group in cases.groupby("check", sort=False):
+        if str(check).startswith("dtype("):
+            parts.append(f"{check}: found {group['failure_case'].iloc[0]}")
+        else:
+            parts.append(f"{check} ({len(group)})")
+    return ", ".join(parts)
 
 
 def _cases_for(cases: pd.DataFrame, column: str | None) -> pd.DataFrame:
