@@ -235,3 +235,67 @@ def test_json_schema_describes_every_section():
     metric = schema["$defs"]["PerformanceRule"]["properties"]["metric"]
     assert "roc_auc" in metric["enum"]
     assert schema["additionalProperties"] is False
+
+
+def test_keys_are_taken_as_written(workspace):
+    path = workspace.policy(BINARY_POLICY + """
+schema:
+  columns:
+    on: {dtype: bool}
+    0: {dtype: int64}
+""")
+    assert set(load_policy(path).schema_.columns) == {"on", "0"}
+
+
+def test_text_fields_given_numbers_hint_at_quoting(workspace):
+    error = load_error(workspace, BINARY_POLICY.replace("name: tiny", "name: tiny\nversion: 2.1"))
+    assert "YAML read 2.1 as a float: quote it to mean text" in str(error)
+
+
+def test_merge_keys_keep_positions_and_allow_overrides(workspace):
+    path = workspace.policy(BINARY_POLICY.replace("    - {metric: roc_auc, min: 0.7}\n", """\
+    - &auc {metric: roc_auc, min: 0.7}
+    - {<<: *auc, id: auc_floor, min: 0.6}
+"""))
+    rules = load_policy(path).performance.rules
+    assert (rules[1].metric, rules[1].id, rules[1].min) == ("roc_auc", "auc_floor", 0.6)
+
+
+def test_self_referencing_alias_is_refused(workspace):
+    error = load_error(workspace, BINARY_POLICY + "loop: &a [*a]\n")
+    assert "an alias refers to itself" in str(error)
+
+
+def test_alias_bombs_are_refused_quickly(workspace):
+    bomb = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    bomb += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    error = load_error(workspace, "\n".join(bomb) + "\n")
+    assert "expands to more than 50,000 values" in str(error)
+
+
+def test_keys_that_do_not_fit_the_task_are_errors(workspace):
+    regression = BINARY_POLICY.replace("binary_classification", "regression").replace(
+        "path: model.skops", "path: model.skops\n  threshold: 0.5").replace(
+        "target: y", "target: y\n  positive_label: 1").split("performance:")[0]
+    error = load_error(workspace, regression)
+    assert "`threshold` applies to binary_classification only" in str(error)
+    assert "`positive_label` applies to binary_classification only" in str(error)
+
+
+def test_a_base_policy_paths_are_relative_to_the_base(workspace):
+    workspace.policy("""
+        data:
+          datasets:
+            reference: reference.csv
+        """, "org/base.yaml")
+    path = workspace.policy("""
+        mlcheck: 1
+        name: team
+        extends: ../org/base.yaml
+        data:
+          datasets:
+            eval: eval.csv
+        """, "team/policy.yaml")
+    datasets = load_policy(path).data.datasets
+    assert datasets["reference"].path == "../org/reference.csv"
+    assert datasets["eval"].path == "eval.csv"
