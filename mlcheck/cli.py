@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from mlcheck.engine import evaluate
 from mlcheck.errors import MlcheckError
-from mlcheck.policy import load_policy, policy_json_schema
+from mlcheck.policy import Policy, load_policy, policy_json_schema
 from mlcheck.report import render_html
 from mlcheck.result import CheckResult, RunResult, write_files
 
@@ -70,7 +71,8 @@ def check(
         loaded = load_policy(policy)
         name = _file_stem(loaded.name)
         outputs = _check_outputs(json_path or Path("reports") / f"{name}.json",
-                                 report_path or Path("reports") / f"{name}.html")
+                                 report_path or Path("reports") / f"{name}.html",
+                                 inputs=_inputs(loaded))
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task("loading model and data", total=None)
@@ -80,7 +82,7 @@ def check(
 
             result = evaluate(loaded, trust_model=trust_model, progress=advance)
         record = result.to_dict()
-        write_files(dict(zip(outputs, (result.to_json(), render_html(record)), strict=True)))
+        _write(dict(zip(outputs, (result.to_json(), render_html(record)), strict=True)))
     except MlcheckError as exc:
         raise _fail(exc) from None
     except Exception as exc:
@@ -91,11 +93,25 @@ def check(
     raise typer.Exit(EXIT_BLOCKED if result.blocked else EXIT_PASSED)
 
 
-def _check_outputs(*paths: Path) -> tuple[Path, ...]:
+def _inputs(policy: Policy) -> list[Path]:
+    """Files a run reads: outputs must never overwrite them."""
+    files = [Path(p) for p, _ in policy.origin.sources]
+    files += [policy.base_dir / d.path for d in policy.data.datasets.values()]
+    for source in (policy.model, policy.model and policy.model.baseline):
+        if source is not None and source.path:
+            files.append(policy.base_dir / source.path)
+    return files
+
+
+def _check_outputs(*paths: Path, inputs: list[Path] = ()) -> tuple[Path, ...]:
     """Refuse output paths that cannot be written, before the (possibly long) run."""
     if len({p.resolve() for p in paths}) != len(paths):
         raise MlcheckError(f"--json and --report name the same file: {paths[0]}")
+    read = {p.resolve() for p in inputs}
     for path in paths:
+        if path.resolve() in read:
+            raise MlcheckError(f"output path {path} is an input of this run; refusing to "
+                               "overwrite it")
         if path.is_dir():
             raise MlcheckError(f"output path is a directory: {path}")
         parent = next((p for p in path.resolve().parents if p.exists()), None)
@@ -135,7 +151,7 @@ def report(
     """Re-render the HTML report from a stored JSON record alone."""
     target = output or record.with_suffix(".html")
     try:
-        _check_outputs(target)
+        _check_outputs(target, inputs=[record])
         result = RunResult.read(record)
         html = render_html(result.to_dict())
     except FileNotFoundError:
@@ -145,7 +161,10 @@ def report(
     except Exception as exc:  # any malformed JSON or structure: say so, without a traceback
         raise _fail(MlcheckError(f"{record} is not a complete mlcheck record: "
                                  f"{type(exc).__name__}: {exc}")) from None
-    write_files({target: html})
+    try:
+        _write({target: html})
+    except MlcheckError as exc:
+        raise _fail(exc) from None
     out.print(f"report: {escape(str(target))}", soft_wrap=True)
 
 
@@ -154,11 +173,22 @@ def main(
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")
                        ] = False,
 ) -> None:
+    for stream in (sys.stdout, sys.stderr):  # a message never crashes on a narrow encoding
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     if version:
         from mlcheck.engine import package_version
 
         out.print(f"mlcheck {package_version('mlcheck')}")
         raise typer.Exit()
+
+
+def _write(files: dict[Path, str]) -> None:
+    try:
+        write_files(files)
+    except OSError as exc:
+        raise MlcheckError(f"cannot write {exc.filename or ', '.join(map(str, files))}: "
+                           f"{exc.strerror or exc}") from None
 
 
 def _print_summary(result: RunResult, *, verbose: bool, quiet: bool) -> None:

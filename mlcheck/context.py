@@ -21,6 +21,15 @@ from mlcheck.policy import Policy
 from mlcheck.subject import LoadedModel, Subject
 
 
+def label_key(value: Any) -> str:
+    """A label as comparable text: True, 1 and 1.0 are one label; "yes" is itself."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    if isinstance(value, (int, float, np.integer, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def natural_sort(values: list) -> list:
     """Sort labels as scikit-learn does (1, 2, 10), falling back to text for mixed types."""
     try:
@@ -169,17 +178,17 @@ class Context:
                                  f"{int(raw.isna().sum())} missing values")
         else:
             raw = pd.Series(self._call(model, "predict", dataset))
-        known = set(map(str, self.frame(dataset)[self.policy.data.target].unique()))
+        known = set(map(label_key, self.frame(dataset)[self.policy.data.target].unique()))
         if model.estimator is not None and self.task == MULTICLASS:
-            known |= set(map(str, model.estimator.classes_))
-        unknown = sorted(set(map(str, raw.unique())) - known)
+            known |= set(map(label_key, model.estimator.classes_))
+        predicted = raw.map(label_key)
+        unknown = sorted(set(predicted.unique()) - known)
         if unknown:
             raise CheckError(f"{role} predicts labels that are not labels of target "
                              f"'{self.policy.data.target}': {', '.join(unknown[:10])} "
                              f"(target labels: {', '.join(sorted(known)[:10])})")
         if self.task == BINARY:
-            positive = str(self.truth(dataset).positive_label)
-            return (raw.astype(str) == positive).to_numpy()
+            return (predicted == label_key(self.truth(dataset).positive_label)).to_numpy()
         return raw.to_numpy()
 
     def _scores(self, role: str, dataset: str) -> np.ndarray:
@@ -194,7 +203,7 @@ class Context:
             classes = list(model.estimator.classes_)
             if self.task == BINARY:
                 positive = self.truth(dataset).positive_label
-                matches = [i for i, c in enumerate(classes) if str(c) == str(positive)]
+                matches = [i for i, c in enumerate(classes) if label_key(c) == label_key(positive)]
                 if not matches:
                     raise CheckError(f"{role} model's classes {classes} do not include the "
                                      f"positive label {positive!r}")

@@ -47,9 +47,9 @@ def run_check(check: Check, context: Context) -> CheckResult:
     try:
         outcome = check.evaluate(context)
     except CheckError as exc:
-        result.message = str(exc)
+        result.message = _one_line(str(exc))
     except Exception as exc:  # a bug or an unexpected library error must not pass silently
-        result.message = f"internal error: {type(exc).__name__}: {exc}"
+        result.message = _one_line(f"internal error: {type(exc).__name__}: {exc}")
     else:
         result.value, result.bounds, result.n = outcome.value, outcome.bounds, outcome.n
         result.message, result.evidence = outcome.message, outcome.evidence
@@ -59,6 +59,11 @@ def run_check(check: Check, context: Context) -> CheckResult:
             result.verdict = "warn" if check.severity == "warn" else "fail"
     result.duration_s = time.perf_counter() - started
     return result
+
+
+def _one_line(text: str) -> str:
+    """Library messages can span lines; a check's message is one line."""
+    return " ".join(text.split())
 
 
 def evaluate(policy: Policy | str | Path, *, trust_model: bool = False,

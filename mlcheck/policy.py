@@ -69,8 +69,9 @@ class ModelSource(Spec):
     path: str | None = Field(None, description="Model file (.skops; .pkl/.joblib need trust).")
     factory: str | None = Field(
         None,
-        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
-        description="`package.module:function` returning a fitted model.",
+        pattern=r"^([A-Za-z_][\w.]*|[^:]+\.py):[A-Za-z_]\w*$",
+        description="`package.module:function` or `path/to/file.py:function` returning a "
+        "fitted model.",
     )
     sha256: Sha256 | None = Field(None, description="Expected SHA-256 of the model file.")
     trust: bool = Field(False, description="Allow pickle/joblib files to be unpickled.")
@@ -100,6 +101,9 @@ class ModelSource(Spec):
                 "give exactly one of `path`, `factory`, or black-box `predictions`/`scores`"
                 + (f" (found {', '.join(sources)})" if sources else "")
             )
+        if self.predictions and self.threshold is not None:
+            raise ValueError("give `predictions` or a `threshold` on `scores`, not both: "
+                             "they are two answers to which label was predicted")
         if self.sha256 and not self.path:
             raise ValueError("`sha256` pins a model file; it needs `path`")
         if self.trusted_types and not (self.path or "").endswith(".skops"):
@@ -225,7 +229,8 @@ class PerformanceRule(Spec):
     severity: Severity | None = Field(None, description="Overrides the section's severity.")
     id: Name | None = Field(None, description="Check id to use instead of the metric name.")
 
-    _by = field_validator("by", mode="before")(lambda cls, v: [v] if isinstance(v, str) else v)
+    _by = field_validator("by", mode="before")(
+        lambda cls, v: [str(v)] if isinstance(v, (str, int, float)) else v)
 
     @model_validator(mode="after")
     def _bounded(self) -> PerformanceRule:
@@ -352,7 +357,7 @@ def _load_tree(path: Path, chain: tuple[Path, ...], root: Path) -> tuple[dict, d
     merged_positions: dict = {}
     for index, base in enumerate(bases):
         base_path = path.parent / base
-        if not base_path.exists():
+        if not base_path.is_file():
             where = positions.get(("extends", index)) or positions.get(("extends",))
             raise PolicyError([(f"base policy not found: {display_path(base_path)}", where)])
         base_data, base_positions, base_sources = _load_tree(base_path, (*chain, resolved), root)
@@ -383,11 +388,26 @@ def _rebase_paths(data: dict, from_dir: Path, to_dir: Path) -> None:
         elif isinstance(value, dict) and "path" in value:
             value["path"] = move(value["path"])
 
+    def move_factory(holder: Any) -> None:
+        """`module:function` found beside the base becomes `path/module.py:function`."""
+        spec = holder.get("factory") if isinstance(holder, dict) else None
+        if not isinstance(spec, str) or ":" not in spec:
+            return
+        module, function = spec.rsplit(":", 1)
+        if not module.endswith(".py"):
+            local = from_dir / (module.replace(".", "/") + ".py")
+            if not local.is_file():
+                return  # an installed package: found the same way from any folder
+            module = os.path.relpath(local, from_dir)
+        holder["factory"] = f"{move(module)}:{function}"
+
     model = data.get("model")
     if isinstance(model, dict):
         if "path" in model:
             model["path"] = move(model["path"])
         move_source(model, "baseline")
+        move_factory(model)
+        move_factory(model.get("baseline"))
     datasets = data.get("data", {}).get("datasets") if isinstance(data.get("data"), dict) else None
     if isinstance(datasets, dict):
         for name in datasets:
@@ -437,6 +457,14 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_mapping)
+# YAML 1.2 booleans: only true/false. yes/no/on/off stay text (`notin: [no]` means "no").
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"))
 
 
 def _parse_yaml(content: bytes, filename: str) -> tuple[dict, dict]:
@@ -566,8 +594,11 @@ def _explain(exc: ValidationError, raw: dict, positions: dict, path: Path) -> li
         where = positions.get(loc) or _nearest(positions, loc, path)
         problems.append((message, Location(where.file, where.line, where.column,
                                            _dotted(loc) or None)))
-    problems.sort(key=lambda p: (p[1].file, p[1].line or 0))
-    return problems
+    unique = {}  # a union type reports one error per member; keep the first per key
+    for message, location in problems:
+        unique.setdefault((location.file, location.line, location.column, location.key),
+                          (message, location))
+    return sorted(unique.values(), key=lambda p: (p[1].file, p[1].line or 0))
 
 
 def _nearest(positions: dict, loc: tuple, path: Path) -> Location:
@@ -646,8 +677,13 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
                                  + f"; datasets: {', '.join(datasets)}",
                                  where("schema", "datasets", index)))
 
+    if policy.schema_ is None and policy.performance is None:
+        problems.append(("the policy defines no checks: add a `schema` or `performance` "
+                         "section (a gate with nothing to check would always pass)",
+                         where("mlcheck")))
     if model:
         problems.extend(_task_fit(policy))
+        problems.extend(_leaking_features(policy))
     perf = policy.performance
     if perf:
         if perf.dataset not in datasets:
@@ -710,6 +746,21 @@ def _task_fit(policy: Policy) -> list[tuple[str, Location]]:
         problems.append(("`positive_label` applies to binary_classification only",
                          where("data", "positive_label")))
     return problems
+
+
+def _leaking_features(policy: Policy) -> list[tuple[str, Location]]:
+    """`model.features` must not hand the model its answer: the target or a black box's."""
+    model = policy.model
+    answers = {policy.data.target: "the target"}
+    for source in (model, model.baseline):
+        if source is not None and source.black_box:
+            scores = source.scores
+            for column in (scores.values() if isinstance(scores, dict) else [scores]):
+                answers[column] = "a black-box score column"
+            answers[source.predictions] = "a black-box predictions column"
+    return [(f"feature '{column}' is {answers[column]}: the model would see the answer",
+             policy.origin.locate("model", "features", index))
+            for index, column in enumerate(model.features or ()) if answers.get(column)]
 
 
 def _black_box_lacks(source: ModelSource, role: str, needs: str, task: str) -> str | None:

@@ -103,9 +103,14 @@ def load_subject(policy: Policy, *, trust_model: bool = False) -> Subject:
     for name, spec in policy.data.datasets.items():
         key = ("data", "datasets", name)
         path = base / spec.path
-        artifact = fingerprint(path, what=f"dataset '{name}'", where=policy.origin.locate(*key))
+        if not path.is_file():
+            raise InputError(f"dataset '{name}': file not found: {display_path(path)}",
+                             policy.origin.locate(*key))
+        content = path.read_bytes()  # hashed and parsed from the same bytes
+        artifact = Artifact(display_path(path), hashlib.sha256(content).hexdigest(),
+                            len(content))
         _check_pin(artifact, spec.sha256, f"dataset '{name}'", policy.origin.locate(*key, "sha256"))
-        frame = read_dataset(path, spec.format, name=name)
+        frame = read_dataset(path, spec.format, name=name, content=content)
         datasets[name] = LoadedDataset(name, frame, artifact)
 
     model = baseline = None
@@ -137,8 +142,10 @@ def _check_pin(artifact: Artifact, expected: str | None, what: str, where: Any) 
             f"the file has {artifact.sha256}. Nothing was loaded.", where)
 
 
-def read_dataset(path: Path, fmt: str | None = None, *, name: str = "dataset") -> pd.DataFrame:
-    """Read a CSV (optionally gzip'd) or Parquet file into a DataFrame."""
+def read_dataset(path: Path, fmt: str | None = None, *, name: str = "dataset",
+                 content: bytes | None = None) -> pd.DataFrame:
+    """Read a CSV (optionally gzip'd) or Parquet file into a DataFrame (from `content`,
+    the file's bytes, when given)."""
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
     fmt = fmt or ("csv" if suffix in CSV_SUFFIXES else
                   "parquet" if suffix in PARQUET_SUFFIXES else None)
@@ -146,11 +153,13 @@ def read_dataset(path: Path, fmt: str | None = None, *, name: str = "dataset") -
         raise InputError(
             f"dataset '{name}': cannot tell the format of {display_path(path)}; use .csv, "
             ".csv.gz or .parquet, or set `format: csv|parquet`")
+    source = io.BytesIO(content) if content is not None else path
     try:
         if fmt == "parquet":
-            frame = pd.read_parquet(path)
+            frame = pd.read_parquet(source)
         else:
-            frame = pd.read_csv(path, sep="\t" if ".tsv" in suffix else ",")
+            frame = pd.read_csv(source, sep="\t" if ".tsv" in suffix else ",",
+                                compression="gzip" if suffix.endswith(".gz") else None)
     except Exception as exc:  # pandas and pyarrow raise many types for unreadable files
         raise InputError(f"dataset '{name}': cannot read {display_path(path)} as {fmt}: "
                          f"{exc}") from None
@@ -249,11 +258,14 @@ def _call_factory(spec: str, base: Path, role: str, where: Any) -> tuple[Any, Ar
     """Import `package.module:function` (the policy's folder first on the path) and call it.
 
     The module's source file is fingerprinted, so the record shows which code built the model."""
-    module_name, function_name = spec.split(":")
+    module_name, function_name = spec.rsplit(":", 1)
     folder = str(base.resolve())
     sys.path.insert(0, folder)
     try:
-        module = importlib.import_module(module_name)
+        if module_name.endswith(".py"):
+            module = _import_file(base / module_name)
+        else:
+            module = importlib.import_module(module_name)
         factory = getattr(module, function_name)
     except Exception as exc:  # the module may fail in any way while it is imported
         raise InputError(f"{role} model factory '{spec}' cannot be imported: "
@@ -267,6 +279,18 @@ def _call_factory(spec: str, base: Path, role: str, where: Any) -> tuple[Any, Ar
     except Exception as exc:
         raise InputError(f"{role} model factory '{spec}' raised "
                          f"{type(exc).__name__}: {exc}", where) from None
+
+
+def _import_file(path: Path) -> Any:
+    """Import a Python file as a module (for `factory: path/to/file.py:function`)."""
+    import importlib.util
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {display_path(path)}")
+    module_spec = importlib.util.spec_from_file_location(f"mlcheck_factory_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
 
 
 def _check_columns(policy: Policy, subject: Subject) -> None:

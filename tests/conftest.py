@@ -34,6 +34,7 @@ class Workspace:
 
     def frame(self, name: str, frame: pd.DataFrame) -> Path:
         path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         if name.endswith(".parquet"):
             frame.to_parquet(path, index=False)
         else:

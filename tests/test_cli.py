@@ -181,3 +181,31 @@ def test_console_script_is_installed():
     exe = shutil.which("mlcheck", path=f"{sys.prefix}/bin") or shutil.which("mlcheck")
     done = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
     assert done.stdout.startswith("mlcheck ")
+
+
+def test_outputs_never_overwrite_inputs(binary_workspace):
+    policy = binary_workspace.root / "policy.yaml"
+    before = policy.read_text()
+    result = run("check", "policy.yaml", "--json", "policy.yaml")
+    assert result.exit_code == 2
+    assert "output path policy.yaml is an input of this run" in result.stderr
+    assert run("check", "policy.yaml", "--report", "eval.csv").exit_code == 2
+    assert policy.read_text() == before
+    run("check", "policy.yaml", "--json", "r.json", "--report", "r.html")
+    record = binary_workspace.root / "r.json"
+    kept = record.read_text()
+    again = run("report", "r.json", "-o", "r.json")
+    assert again.exit_code == 2 and "is an input of this run" in again.stderr
+    assert record.read_text() == kept
+
+
+def test_a_write_failure_exits_2_with_the_reason(binary_workspace, monkeypatch):
+    import mlcheck.cli
+
+    def full_disk(files):
+        raise OSError(28, "No space left on device", "r.json")
+
+    monkeypatch.setattr(mlcheck.cli, "write_files", full_disk)
+    result = run("check", "policy.yaml", "--json", "r.json", "--report", "r.html")
+    assert result.exit_code == 2
+    assert "cannot write r.json: No space left on device" in result.stderr

@@ -480,3 +480,57 @@ def test_probability_metrics_refuse_scores_outside_0_1(workspace):
     assert checks["performance/brier_score"].verdict == "error"
     assert "reads probabilities, but the candidate scores range from 1 to 10" in checks[
         "performance/brier_score"].message
+
+
+def test_factory_from_a_base_policy_is_found_beside_the_base(workspace):
+    frame = binary_frame()
+    workspace.frame("team/eval.csv", frame)
+    workspace.write("org/org_models.py", """
+        import pandas as pd
+        from sklearn.linear_model import LogisticRegression
+
+        def build():
+            frame = pd.DataFrame({"x1": [0.0, 1.0, 2.0, 3.0], "x2": 0.0, "y": [0, 0, 1, 1]})
+            return LogisticRegression().fit(frame[["x1", "x2"]], frame["y"])
+        """)
+    workspace.policy("""
+        model: {factory: org_models:build, task: binary_classification, features: [x1, x2]}
+        """, "org/base.yaml")
+    path = workspace.policy("""
+        mlcheck: 1
+        name: team
+        extends: ../org/base.yaml
+        data: {target: y, datasets: {eval: eval.csv}}
+        performance: {rules: [{metric: accuracy, min: 0.5}]}
+        """, "team/policy.yaml")
+    result = evaluate(path)
+    assert result.subject["model"]["factory"] == "../org/org_models.py:build"
+    assert result.checks[0].verdict == "pass"
+
+
+def test_boolean_target_with_a_0_1_model(workspace):
+    frame = binary_frame()
+    workspace.skops("model.skops", fitted_logistic(frame))  # classes 0, 1
+    frame["y"] = frame["y"].astype(bool)
+    path = write_binary(workspace, "    - {metric: accuracy, min: 0.5}\n"
+                        "    - {metric: roc_auc, min: 0.5}\n", frame=frame, model=False)
+    checks = evaluate(path).checks
+    assert [c.verdict for c in checks] == ["pass", "pass"], [c.message for c in checks]
+
+
+def test_multi_line_library_errors_become_one_line(workspace):
+    workspace.frame("eval.csv", binary_frame())
+    workspace.write("noisy.py", """
+        class Noisy:
+            classes_ = [0, 1]
+            def predict(self, X):
+                raise ValueError("first line\\n  second line\\n")
+            predict_proba = predict
+
+        def build():
+            return Noisy()
+        """)
+    path = workspace.policy(BINARY_POLICY.replace("path: model.skops", "factory: noisy:build"))
+    message = evaluate(path).checks[0].message
+    assert "\n" not in message
+    assert message.endswith("first line second line")

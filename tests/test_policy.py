@@ -295,7 +295,50 @@ def test_a_base_policy_paths_are_relative_to_the_base(workspace):
         data:
           datasets:
             eval: eval.csv
+        schema:
+          columns: {y: {dtype: int64}}
         """, "team/policy.yaml")
     datasets = load_policy(path).data.datasets
     assert datasets["reference"].path == "../org/reference.csv"
     assert datasets["eval"].path == "eval.csv"
+
+
+def test_yes_no_on_off_are_text_not_booleans(workspace):
+    path = workspace.policy(BINARY_POLICY + """
+schema:
+  columns:
+    answer: {dtype: str, checks: {notin: [no, off], isin: [yes, maybe, true]}}
+""")
+    checks = load_policy(path).schema_.columns["answer"].checks
+    assert checks.notin == ("no", "off")
+    assert checks.isin == ("yes", "maybe", True)
+
+
+def test_a_policy_without_checks_is_an_error(workspace):
+    error = load_error(workspace, "mlcheck: 1\nname: empty\ndata: {datasets: {eval: e.csv}}\n")
+    assert "the policy defines no checks" in str(error)
+
+
+def test_predictions_and_threshold_together_are_ambiguous(workspace):
+    error = load_error(workspace, BINARY_POLICY.replace(
+        "  path: model.skops\n", "  predictions: p\n  scores: s\n  threshold: 0.5\n"))
+    assert "give `predictions` or a `threshold` on `scores`, not both" in str(error)
+
+
+def test_features_must_not_include_the_answer(workspace):
+    error = load_error(workspace, BINARY_POLICY.replace("features: [x1, x2]",
+                                                        "features: [x1, x2, y]"))
+    assert "policy.yaml:6:" in str(error)
+    assert "feature 'y' is the target: the model would see the answer" in str(error)
+
+
+def test_extends_naming_a_folder_is_positioned(workspace):
+    (workspace.root / "folder").mkdir()
+    error = load_error(workspace, BINARY_POLICY + "extends: folder\n")
+    assert "policy.yaml:15:1: extends: base policy not found: folder" in str(error)
+
+
+def test_union_errors_give_one_message_per_key(workspace):
+    error = load_error(workspace, BINARY_POLICY.replace("target: y",
+                                                        "target: y\n  positive_label: [1]"))
+    assert len(error.problems) == 1

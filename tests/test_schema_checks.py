@@ -112,3 +112,12 @@ def test_a_check_that_cannot_apply_is_an_error_even_when_warn(workspace):
 def test_dtype_failure_says_what_was_found(workspace):
     checks, _ = results_by_id(workspace, GOOD.assign(age=[18.5, 40.0, 99.0]))
     assert "dtype('int64'): found float64" in checks["schema/age"].message
+
+
+def test_wrong_extension_dtype_is_one_failure_naming_the_dtype_found(workspace):
+    policy = POLICY.replace("income: {dtype: float64,", "income: {dtype: category,")
+    checks, _ = results_by_id(workspace, GOOD, policy=policy)
+    income = checks["schema/income"]
+    assert income.verdict == "fail"
+    assert income.value == 2  # one per dataset, not one per row
+    assert "found float64" in income.message

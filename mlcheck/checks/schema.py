@@ -102,7 +102,7 @@ def _column_check(column: str | None, datasets: list[str]):
             cases, raised = failure_cases(context, dataset)
             broken.extend(f"{dataset}: {check} raised {error}" for check, error in zip(
                 *(_cases_for(raised, column)[k] for k in ("check", "failure_case")), strict=True))
-            mine = _cases_for(cases, column)
+            mine = _one_dtype_failure(_cases_for(cases, column), context.frame(dataset), column)
             cases_by_dataset[dataset] = mine
             rows += len(context.frame(dataset))
             total += len(mine)
@@ -126,6 +126,18 @@ def _column_check(column: str | None, datasets: list[str]):
                        message=message, evidence={"datasets": per_dataset})
 
     return evaluate
+
+
+def _one_dtype_failure(cases: pd.DataFrame, frame: pd.DataFrame,
+                       column: str | None) -> pd.DataFrame:
+    """A wrong dtype is one failure, reported with the dtype found.
+
+    (pandera checks some dtypes element by element and reports every row.)"""
+    is_dtype = cases["check"].astype(str).str.startswith("dtype(")
+    if column is None or not is_dtype.any() or column not in frame.columns:
+        return cases
+    first = cases[is_dtype].head(1).assign(failure_case=str(frame[column].dtype))
+    return pd.concat([first, cases[~is_dtype]])
 
 
 def _summarise(cases: pd.DataFrame) -> str:
