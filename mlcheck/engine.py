@@ -66,32 +66,66 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+class Evaluation:
+    """One policy, prepared: subject loaded, context shared, checks compiled.
+
+    Each check is evaluated at most once, on demand: `mlcheck check` runs them all, the
+    pytest plugin one item at a time (so deselected items cost nothing)."""
+
+    def __init__(self, policy: Policy | str | Path, *, trust_model: bool = False) -> None:
+        started = time.perf_counter()
+        self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
+        self.subject = load_subject(self.policy, trust_model=trust_model)
+        self.context = Context(self.policy, self.subject)
+        self.checks = compile_checks(self.policy, self.context)
+        self.load_s = time.perf_counter() - started
+        self._results: dict[str, CheckResult] = {}
+
+    def run(self, check: Check) -> CheckResult:
+        if check.id not in self._results:
+            self._results[check.id] = run_check(check, self.context)
+        return self._results[check.id]
+
+    def header(self) -> dict:
+        """Everything the record says besides the check results (plain JSON types)."""
+        return {"policy": describe_policy(self.policy),
+                "subject": self.subject.describe(self.policy),
+                "environment": environment(self.policy.base_dir),
+                "mlcheck_version": package_version("mlcheck"),
+                "load_s": self.load_s,
+                "check_ids": [c.id for c in self.checks]}
+
+    def record(self) -> RunResult:
+        """The record of the checks evaluated so far, in policy order."""
+        return build_record(self.header(), [self._results[c.id] for c in self.checks
+                                            if c.id in self._results])
+
+
+def build_record(header: dict, results: list[CheckResult]) -> RunResult:
+    """A RunResult from a run's header and its results (which may come from several
+    processes, as under pytest-xdist). Compiled checks without a result are `not_run`."""
+    evaluated = {r.id for r in results}
+    checks_s = sum(r.duration_s for r in results)
+    return RunResult(
+        policy=header["policy"], subject=header["subject"], checks=results,
+        environment=header["environment"],
+        timings={"load_s": header["load_s"], "checks_s": checks_s,
+                 "total_s": header["load_s"] + checks_s},
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        mlcheck_version=header["mlcheck_version"],
+        not_run=[i for i in header["check_ids"] if i not in evaluated],
+    )
+
+
 def evaluate(policy: Policy | str | Path, *, trust_model: bool = False,
              progress: Progress | None = None) -> RunResult:
-    """Load what the policy names, run every (selected) check, and return the record."""
-    started = time.perf_counter()
-    if not isinstance(policy, Policy):
-        policy = load_policy(policy)
-    subject = load_subject(policy, trust_model=trust_model)
-    loaded = time.perf_counter()
-    context = Context(policy, subject)
-    checks = compile_checks(policy, context)
-    results = []
-    for check in checks:
-        results.append(run_check(check, context))
+    """Load what the policy names, run every check, and return the record."""
+    evaluation = Evaluation(policy, trust_model=trust_model)
+    for done, check in enumerate(evaluation.checks, 1):
+        result = evaluation.run(check)
         if progress:
-            progress(results[-1], len(results), len(checks))
-    finished = time.perf_counter()
-    return RunResult(
-        policy=describe_policy(policy),
-        subject=subject.describe(policy),
-        checks=results,
-        environment=environment(policy.base_dir),
-        timings={"load_s": loaded - started, "checks_s": finished - loaded,
-                 "total_s": finished - started},
-        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        mlcheck_version=package_version("mlcheck"),
-    )
+            progress(result, done, len(evaluation.checks))
+    return evaluation.record()
 
 
 def describe_policy(policy: Policy) -> dict:

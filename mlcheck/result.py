@@ -59,6 +59,7 @@ class RunResult:
     timings: dict[str, float]
     created_at: str
     mlcheck_version: str
+    not_run: list[str] = field(default_factory=list)  # compiled but not evaluated (-k)
     record_version: int = RECORD_VERSION
 
     @property
@@ -76,6 +77,7 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "record_version": self.record_version,
+            "kind": "run",
             "mlcheck_version": self.mlcheck_version,
             "created_at": self.created_at,
             "verdict": self.verdict,
@@ -85,6 +87,7 @@ class RunResult:
             "environment": _jsonable(self.environment),
             "timings": _jsonable(self.timings),
             "checks": [c.to_dict() for c in self.checks],
+            "not_run": list(self.not_run),
         }
 
     def to_json(self) -> str:
@@ -102,7 +105,7 @@ class RunResult:
                     for c in data["checks"]],
             environment=data["environment"], timings=data["timings"],
             created_at=data["created_at"], mlcheck_version=data["mlcheck_version"],
-            record_version=version,
+            not_run=data.get("not_run", []), record_version=version,
         )
 
     @classmethod
@@ -111,6 +114,33 @@ class RunResult:
 
 
 _CHECK_FIELDS = {f.name for f in fields(CheckResult)}  # newer records may add keys
+
+
+def session_record(runs: list[RunResult]) -> dict[str, Any]:
+    """The record of several policies evaluated together (one pytest session)."""
+    if len(runs) == 1:
+        return runs[0].to_dict()
+    return {
+        "record_version": RECORD_VERSION,
+        "kind": "session",
+        "mlcheck_version": runs[0].mlcheck_version if runs else None,
+        "created_at": max((r.created_at for r in runs), default=None),
+        "verdict": "blocked" if any(r.blocked for r in runs) else "passed",
+        "runs": [r.to_dict() for r in runs],
+    }
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    """A stored run or session record, validated and normalised for rendering."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("a record is a JSON object")
+    if data.get("kind") == "session":
+        runs = [RunResult.from_dict(run) for run in data["runs"]]
+        if len(runs) == 1:
+            return runs[0].to_dict()
+        return {**session_record(runs), "created_at": data.get("created_at")}
+    return RunResult.from_dict(data).to_dict()
 
 
 def _jsonable(value: Any) -> Any:

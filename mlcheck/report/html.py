@@ -34,11 +34,21 @@ def format_number(value: Any) -> str:
 
 
 def render_html(record: dict[str, Any]) -> str:
-    """Render the governance report for a record (as produced by `RunResult.to_dict`)."""
-    checks = sorted(record["checks"], key=lambda c: (_ORDER.get(c["verdict"], 9), c["id"]))
-    blocking = [c for c in checks if c["verdict"] in ("fail", "error", "inconclusive")]
-    families: dict[str, list] = {check["family"]: [] for check in record["checks"]}
-    for check in checks:  # families in policy order, failures first within each
-        families[check["family"]].append(check)
+    """Render the governance report for a run record (`RunResult.to_dict`) or a session
+    record (`session_record`): one page, one section per policy."""
+    session = record.get("kind") == "session"
+    runs = [_prepare(run, f"{run['policy']['name']}:" if session else "")
+            for run in (record["runs"] if session else [record])]
     return _environment().get_template("report.html.j2").render(
-        record=record, families=families, blocking=blocking)
+        record=record, runs=runs, session=session)
+
+
+def _prepare(run: dict[str, Any], anchor_prefix: str) -> dict[str, Any]:
+    """A run with its checks grouped by family (policy order), failures first in each."""
+    checks = sorted(run["checks"], key=lambda c: (_ORDER.get(c["verdict"], 9), c["id"]))
+    families: dict[str, list] = {check["family"]: [] for check in run["checks"]}
+    for check in checks:
+        families[check["family"]].append(check)
+    blocking = [c for c in checks if c["verdict"] in ("fail", "error", "inconclusive")]
+    return {"record": run, "families": families, "blocking": blocking,
+            "anchor": anchor_prefix}
