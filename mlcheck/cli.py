@@ -20,7 +20,7 @@ from mlcheck.engine import evaluate
 from mlcheck.errors import MlcheckError
 from mlcheck.policy import Policy, load_policy, policy_json_schema
 from mlcheck.report import render_html
-from mlcheck.result import CheckResult, RunResult, write_files
+from mlcheck.result import CheckResult, RunResult, read_record, write_files
 
 EXIT_PASSED, EXIT_BLOCKED, EXIT_INVALID = 0, 1, 2
 STYLES = {"pass": "green", "fail": "bold red", "error": "bold red", "inconclusive": "red",
@@ -143,7 +143,8 @@ def schema() -> None:
 
 @app.command()
 def report(
-    record: Annotated[Path, typer.Argument(help="A JSON record written by `mlcheck check`.")],
+    record: Annotated[Path, typer.Argument(
+        help="A JSON record written by `mlcheck check` or `pytest --mlcheck-json`.")],
     output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--output", "-o", help="Where to write the HTML [default: beside the record]")
     ] = None,
@@ -152,8 +153,7 @@ def report(
     target = output or record.with_suffix(".html")
     try:
         _check_outputs(target, inputs=[record])
-        result = RunResult.read(record)
-        html = render_html(result.to_dict())
+        html = render_html(read_record(record))
     except FileNotFoundError:
         raise _fail(MlcheckError(f"record not found: {record}")) from None
     except MlcheckError as exc:

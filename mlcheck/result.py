@@ -37,6 +37,7 @@ class CheckResult:
     evidence: dict[str, Any] = field(default_factory=dict)
     policy_file: str | None = None
     policy_line: int | None = None
+    controls: list[str] = field(default_factory=list)
     duration_s: float = 0.0
 
     @property

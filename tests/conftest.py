@@ -12,6 +12,8 @@ import pytest
 import skops.io as sio
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
+pytest_plugins = ["pytester"]
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_POLICY = REPO / "policies" / "adult-income.yaml"
 EXAMPLES = REPO / "examples"
