@@ -282,7 +282,10 @@ class PolicyFile(pytest.File):
         session = _session(self.config)
         evaluation = session.evaluation(self.path)
         for check in evaluation.checks:
-            yield CheckItem.from_parent(self, name=check.id, check=check)
+            # the node id is given as text so that pytest parses "[...]" as params, exactly
+            # as it parses ids read back from its cache (--lf, --sw)
+            yield CheckItem.from_parent(self, name=check.id, check=check,
+                                        nodeid=f"{self.nodeid}::{check.id}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None):
         from mlcheck.errors import MlcheckError

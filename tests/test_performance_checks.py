@@ -99,8 +99,10 @@ def test_baseline_max_drop_and_min_gain(workspace):
     path = write_binary(workspace, """
     - {metric: roc_auc, baseline: {max_drop: 0.0}}
     - {id: auc_gain, metric: roc_auc, baseline: {min_gain: 0.5}}
+    - {metric: accuracy, baseline: {max_drop: 0.5}, by: [group]}
 """, extra_model="\n  baseline: weak.skops")
     checks = by_id(evaluate(path))
+    assert "performance/accuracy/vs_baseline[group=a]" in checks  # slice last, as in pytest
     first, second = checks["performance/roc_auc/vs_baseline"], checks[
         "performance/auc_gain/vs_baseline"]
     assert first.verdict == "pass"

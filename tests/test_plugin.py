@@ -311,3 +311,11 @@ def test_mlcheck_report_renders_a_session_record(tiny):
                                     str(tiny.path / "again.html")])
     assert done.exit_code == 0, done.output
     assert (tiny.path / "again.html").read_text() == (tiny.path / "r.html").read_text()
+
+
+def test_last_failed_reruns_only_the_failed_check(tiny):
+    add_rules(tiny, "    - {metric: recall, min: 0.99, by: [group]}\n")
+    tiny.runpytest("--mlcheck").assert_outcomes(passed=3, failed=2)
+    rerun = tiny.runpytest("--mlcheck", "--lf")
+    rerun.assert_outcomes(failed=2, deselected=3)
+    rerun.stdout.fnmatch_lines(["*FAILED policies/tiny.yaml::performance/recall[[]group=a[]]*"])

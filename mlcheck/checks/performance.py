@@ -43,7 +43,7 @@ def compile_checks(policy: Policy, context: Context) -> list[Check]:
                 margin = rule.baseline.max_drop if rule.baseline.max_drop is not None \
                     else rule.baseline.min_gain
                 checks.append(Check(
-                    id=f"performance/{name}{suffix}/vs_baseline", family="performance",
+                    id=f"performance/{name}/vs_baseline{suffix}", family="performance",
                     severity=severity,
                     description=f"{rule.metric} {kind} {margin:g} against the baseline"
                     + (f" on slice {suffix}" if suffix else ""),
