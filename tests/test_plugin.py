@@ -115,7 +115,7 @@ def test_warn_passes_with_a_warning_at_the_rule(tiny):
                                  "recall = * violates >= 0.99*"])
 
 
-def test_waived_is_xfail_with_the_reason(tiny, monkeypatch):
+def test_waived_is_xfail_and_inconclusive_a_failure(tiny, monkeypatch):
     from mlcheck.engine import Evaluation
 
     original = Evaluation.run
@@ -125,12 +125,17 @@ def test_waived_is_xfail_with_the_reason(tiny, monkeypatch):
         if check.id == "performance/roc_auc":  # waivers arrive with issue 8; fake one here
             result.verdict = "waived"
             result.message = "waived until 2027-01-31 (RISK-142)"
+        if check.id == "performance/accuracy[group=a]":  # as will minimum sample sizes
+            result.verdict = "inconclusive"
+            result.message = "188 rows, fewer than the 200 the policy requires"
         return result
 
     monkeypatch.setattr(Evaluation, "run", run)
     result = tiny.runpytest("--mlcheck", "-rx")
-    result.assert_outcomes(passed=2, xfailed=1)
+    result.assert_outcomes(passed=1, xfailed=1, failed=1)
     result.stdout.fnmatch_lines(["*waived: waived until 2027-01-31 (RISK-142)*"])
+    result.stdout.fnmatch_lines(["performance/accuracy[[]group=a[]]: INCONCLUSIVE (severity "
+                                 "block)", "  188 rows, fewer than the 200 the policy requires"])
 
 
 def test_a_broken_policy_is_a_collection_error_naming_file_and_line(tiny):
