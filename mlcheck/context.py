@@ -18,6 +18,7 @@ import pandas as pd
 from mlcheck.errors import CheckError
 from mlcheck.metrics import BINARY, MULTICLASS, REGRESSION
 from mlcheck.policy import Policy
+from mlcheck.stats import bootstrap_counts
 from mlcheck.subject import LoadedModel, Subject
 
 
@@ -68,6 +69,22 @@ class Context:
         if not ok:
             raise value
         return value
+
+    def bootstrap_counts(self, dataset: str) -> np.ndarray | None:
+        """The resamples of a dataset, drawn once and shared by every check (None: off).
+
+        Each dataset gets its own seed derived from the policy's, so adding a dataset does
+        not change the resamples of another."""
+        stats = self.policy.statistics
+        if stats.resamples == 0:
+            return None
+
+        def draw() -> np.ndarray:
+            seed = [stats.seed, *dataset.encode()]
+            return bootstrap_counts(len(self.frame(dataset)), stats.resamples,
+                                    np.random.SeedSequence(seed))
+
+        return self.memo(("bootstrap", dataset), draw)
 
     def frame(self, dataset: str) -> pd.DataFrame:
         return self.subject.datasets[dataset].frame

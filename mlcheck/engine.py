@@ -11,14 +11,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mlcheck.checks import Check, performance, schema
+from mlcheck.checks import Check, fairness, performance, schema
 from mlcheck.context import Context
 from mlcheck.errors import CheckError, InputError
 from mlcheck.policy import Policy, load_policy
 from mlcheck.result import CheckResult, RunResult
 from mlcheck.subject import load_subject
 
-FAMILIES = {"schema": schema.compile_checks, "performance": performance.compile_checks}
+FAMILIES = {"schema": schema.compile_checks, "performance": performance.compile_checks,
+            "fairness": fairness.compile_checks}
 RECORDED_PACKAGES = ("numpy", "pandas", "scikit-learn", "pandera", "pydantic", "skops",
                      "pyarrow", "scipy")
 
@@ -53,10 +54,16 @@ def run_check(check: Check, context: Context) -> CheckResult:
     else:
         result.value, result.bounds, result.n = outcome.value, outcome.bounds, outcome.n
         result.message, result.evidence = outcome.message, outcome.evidence
-        if outcome.passed:
+        result.interval = outcome.interval
+        if outcome.inconclusive:
+            result.verdict = "inconclusive"
+            result.message = f"inconclusive: {outcome.inconclusive} ({outcome.message})"
+        elif outcome.passed:
             result.verdict = "pass"
         else:
             result.verdict = "warn" if check.severity == "warn" else "fail"
+    result.blocking = result.verdict in ("fail", "error") or (
+        result.verdict == "inconclusive" and check.inconclusive_blocks)
     result.duration_s = time.perf_counter() - started
     return result
 

@@ -14,6 +14,8 @@ from functools import partial
 import numpy as np
 from sklearn import metrics as skm
 
+from mlcheck import stats
+
 BINARY = "binary_classification"
 MULTICLASS = "multiclass_classification"
 REGRESSION = "regression"
@@ -31,6 +33,20 @@ class Metric:
     compute: Callable[..., float]
     description: str
     probabilities: bool = False  # reads scores as probabilities in [0, 1]
+
+    def weighted(self, truth: np.ndarray, output: np.ndarray, classes: Sequence | None,
+                 weights: np.ndarray) -> np.ndarray | None:
+        """The metric under each row of sample weights (bootstrap counts), vectorised;
+        None when there is no weighted form (the caller then loops)."""
+        if self.name in ("roc_auc_ovo",):
+            return None
+        if REGRESSION in self.tasks:
+            return stats.regression_metric(self.name)(truth, output, classes, weights)
+        if self.needs == "scores":
+            return stats.scores_metric(self.name)(truth, output, classes, weights)
+        if truth.dtype == bool:
+            return stats.binary_label_metric(self.name)(truth, output, classes, weights)
+        return stats.multiclass_label_metric(self.name)(truth, output, classes, weights)
 
 
 def _labels(fn: Callable[..., float], **kwargs: object) -> Callable[..., float]:
@@ -137,3 +153,40 @@ METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
 def metrics_for(task: str) -> list[str]:
     """Names of the metrics that apply to a task, in registry order."""
     return [m.name for m in _DEFINITIONS if task in m.tasks]
+
+
+# Group rates for fairness, from the confusion counts of each group (binary tasks).
+RATES: dict[str, str] = {
+    "selection_rate": "share of rows predicted positive",
+    "true_positive_rate": "recall: share of actual positives predicted positive",
+    "false_positive_rate": "share of actual negatives predicted positive",
+    "false_negative_rate": "share of actual positives predicted negative",
+    "true_negative_rate": "share of actual negatives predicted negative",
+}
+
+# Disparity metrics (fairlearn's definitions): the rates compared across groups, and how.
+DISPARITIES: dict[str, tuple[tuple[str, ...], str]] = {
+    "demographic_parity_difference": (("selection_rate",), "difference"),
+    "demographic_parity_ratio": (("selection_rate",), "ratio"),
+    "equalized_odds_difference": (("true_positive_rate", "false_positive_rate"), "difference"),
+    "equalized_odds_ratio": (("true_positive_rate", "false_positive_rate"), "ratio"),
+    "equal_opportunity_difference": (("true_positive_rate",), "difference"),
+    "equal_opportunity_ratio": (("true_positive_rate",), "ratio"),
+    "false_positive_rate_difference": (("false_positive_rate",), "difference"),
+    "false_positive_rate_ratio": (("false_positive_rate",), "ratio"),
+    "false_negative_rate_difference": (("false_negative_rate",), "difference"),
+    "false_negative_rate_ratio": (("false_negative_rate",), "ratio"),
+}
+
+
+def rates_from_counts(tp, fp, fn, tn) -> dict[str, np.ndarray]:
+    """Every group rate from confusion counts (arrays of any shape)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        total, positives, negatives = tp + fp + fn + tn, tp + fn, fp + tn
+        return {
+            "selection_rate": np.where(total > 0, (tp + fp) / total, np.nan),
+            "true_positive_rate": np.where(positives > 0, tp / positives, np.nan),
+            "false_positive_rate": np.where(negatives > 0, fp / negatives, np.nan),
+            "false_negative_rate": np.where(positives > 0, fn / positives, np.nan),
+            "true_negative_rate": np.where(negatives > 0, tn / negatives, np.nan),
+        }

@@ -21,7 +21,6 @@ if TYPE_CHECKING:  # the engine imports pandas and scikit-learn: only load it wh
 POLICY_SUFFIXES = (".yaml", ".yml")
 DEFAULT_POLICIES = "policies/*.yaml"
 MARKER = "mlcheck"
-FAILING = ("fail", "error", "inconclusive")
 
 
 class MlcheckWarning(UserWarning):
@@ -259,6 +258,7 @@ def _custom_result(item: pytest.Item, report: pytest.TestReport) -> CheckResult:
         if hasattr(item, "function") else "",
         message=message, evidence={"test": item.nodeid},
         policy_file=None, policy_line=None, duration_s=report.duration,
+        blocking=verdict in ("fail", "error"),
         controls=list(marker.kwargs.get("controls", ())),
     )
 
@@ -308,13 +308,13 @@ class CheckItem(pytest.Item):
         evaluation = _session(self.config).evaluation(self.path)
         self.result = result = evaluation.run(self.check)
         self.user_properties.extend(_properties(result))
-        if result.verdict == "warn":  # attributed to the rule's line in the policy file
+        if result.blocking:
+            raise CheckFailed(result)
+        if result.verdict == "waived":
+            pytest.xfail(f"waived: {result.message}")
+        if result.verdict in ("warn", "inconclusive"):  # at the rule's line in the policy
             warnings.warn_explicit(f"{result.id}: {result.message}", MlcheckWarning,
                                    str(self.path), result.policy_line or 0)
-        elif result.verdict == "waived":
-            pytest.xfail(f"waived: {result.message}")
-        elif result.verdict in FAILING:
-            raise CheckFailed(result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None):
         if isinstance(excinfo.value, CheckFailed):

@@ -30,9 +30,11 @@ from pydantic import (
 from mlcheck.errors import Location, PolicyError, display_path, suggest
 from mlcheck.metrics import (
     BINARY,
+    DISPARITIES,
     METRIC_NAMES,
     METRICS,
     MULTICLASS,
+    RATES,
     REGRESSION,
     TASKS,
     metrics_for,
@@ -201,6 +203,19 @@ class SchemaSpec(Spec):
     columns: dict[str, ColumnSpec] = Field(min_length=1, description="Column name -> spec.")
 
 
+GateOn = Literal["value", "lower_bound", "upper_bound", "interval"]
+Inconclusive = Literal["block", "warn"]
+
+
+class Evidence(Spec):
+    """How sure a measurement must be: shared by the rules of a section, each may override."""
+
+    max_interval_width: float | None = Field(
+        None, gt=0, description="Wider confidence interval: the check is inconclusive.")
+    inconclusive: Inconclusive | None = Field(
+        None, description="Whether an inconclusive check blocks (default) or warns.")
+
+
 class BaselineRule(Spec):
     """Comparison with the baseline model on the same data."""
 
@@ -210,6 +225,9 @@ class BaselineRule(Spec):
     min_gain: float | None = Field(
         None, ge=0, description="Superiority: the candidate must be better by at least this."
     )
+    gate_on: GateOn = Field(
+        "lower_bound", description="What is compared with the margin: by default the lower "
+        "bound of the paired-bootstrap interval of the improvement.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> BaselineRule:
@@ -218,12 +236,15 @@ class BaselineRule(Spec):
         return self
 
 
-class PerformanceRule(Spec):
+class PerformanceRule(Evidence):
     """One metric with bounds, optionally per slice and/or against the baseline."""
 
     metric: MetricName = Field(description="Metric name, see the table of metrics.")
     min: float | None = Field(None, description="Lowest acceptable value.")
     max: float | None = Field(None, description="Highest acceptable value.")
+    gate_on: GateOn = Field("value", description="What is compared with min/max: the value, "
+                            "a bound of its interval, or the whole interval.")
+    min_rows: int | None = Field(None, ge=1, description="Overrides the section's min_rows.")
     by: tuple[str, ...] = Field((), description="Columns to slice by: one check per slice.")
     baseline: BaselineRule | None = Field(None, description="Compare with the baseline model.")
     severity: Severity | None = Field(None, description="Overrides the section's severity.")
@@ -241,12 +262,89 @@ class PerformanceRule(Spec):
         return self
 
 
-class PerformanceSpec(Spec):
+class PerformanceSpec(Evidence):
     """Performance thresholds, computed with scikit-learn metrics."""
 
     dataset: str = Field("eval", description="Dataset the metrics are computed on.")
+    min_rows: int = Field(30, ge=1, description="Fewer rows (in the dataset or a slice): "
+                          "the check is inconclusive.")
     severity: Severity = Field("block", description="Default severity of performance checks.")
     rules: tuple[PerformanceRule, ...] = Field(min_length=1, description="The rules.")
+
+
+FairnessMetricName = Literal[tuple(DISPARITIES) + tuple(RATES) + METRIC_NAMES]  # type: ignore
+Sensitive = str | tuple[str, ...]
+
+
+class FairnessRule(Evidence):
+    """A disparity between groups, or a metric that every group must satisfy."""
+
+    metric: FairnessMetricName = Field(
+        description="A disparity metric, or a per-group rate or performance metric.")
+    min: float | None = Field(None, description="Lowest acceptable value (disparity, every "
+                              "group's value, or every group's ratio to `reference`).")
+    max: float | None = Field(None, description="Highest acceptable value (likewise).")
+    max_gap: float | None = Field(None, ge=0, description="Per-group metric: largest allowed "
+                                  "difference between the best and the worst group.")
+    reference: Scalar | None = Field(None, description="Per-group metric: compare each "
+                                     "group's value as a ratio to this group's value.")
+    sensitive: tuple[Sensitive, ...] | None = Field(
+        None, description="Overrides the section's sensitive features for this rule.")
+    gate_on: GateOn = Field("value", description="As for performance rules.")
+    min_group_size: int | None = Field(None, ge=1, description="Overrides the section's.")
+    severity: Severity | None = Field(None, description="Overrides the section's severity.")
+    id: Name | None = Field(None, description="Check id to use instead of the metric name.")
+
+    _sensitive = field_validator("sensitive", mode="before")(lambda cls, v: _features(v))
+
+    @model_validator(mode="after")
+    def _bounded(self) -> FairnessRule:
+        disparity = self.metric in DISPARITIES
+        if disparity and (self.max_gap is not None or self.reference is not None):
+            raise ValueError(f"`{self.metric}` is a disparity already; `max_gap` and "
+                             "`reference` are for per-group metrics")
+        if self.max_gap is not None and (self.min is not None or self.max is not None
+                                         or self.reference is not None):
+            raise ValueError("`max_gap` stands alone: give it without min/max/reference")
+        if self.min is None and self.max is None and self.max_gap is None:
+            raise ValueError("a rule needs `min`, `max` or `max_gap`")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"impossible bounds: min {self.min} > max {self.max}")
+        return self
+
+
+def _features(value: Any) -> Any:
+    """`sex` or `[sex, race]` or `[sex, [sex, race]]`: each item one feature or a list
+    of features whose combinations form the groups."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [tuple(v) if isinstance(v, list) else v for v in value]
+    return value
+
+
+class FairnessSpec(Evidence):
+    """Group fairness: disparities and per-group floors across sensitive features."""
+
+    sensitive: tuple[Sensitive, ...] = Field(
+        min_length=1, description="Sensitive features: a column, or a list of columns whose "
+        "combinations are the groups (an intersection).")
+    dataset: str = Field("eval", description="Dataset the groups are compared on.")
+    min_group_size: int = Field(30, ge=1, description="A smaller group makes the check "
+                                "inconclusive.")
+    severity: Severity = Field("block", description="Default severity of fairness checks.")
+    rules: tuple[FairnessRule, ...] = Field(min_length=1, description="The rules.")
+
+    _sensitive = field_validator("sensitive", mode="before")(lambda cls, v: _features(v))
+
+
+class StatisticsSpec(Spec):
+    """How intervals are computed, for every check that reports one."""
+
+    confidence: float = Field(0.95, gt=0, lt=1, description="Confidence of the intervals.")
+    resamples: int = Field(1000, ge=0, le=100_000, description="Bootstrap resamples; 0 "
+                           "turns intervals off.")
+    seed: int = Field(0, ge=0, description="Seed of the resamples, recorded with each interval.")
 
 
 class Policy(Spec):
@@ -262,6 +360,9 @@ class Policy(Spec):
     data: DataSpec = Field(description="Target and datasets.")
     schema_: SchemaSpec | None = Field(None, alias="schema", description="Data schema.")
     performance: PerformanceSpec | None = Field(None, description="Performance rules.")
+    fairness: FairnessSpec | None = Field(None, description="Group fairness rules.")
+    statistics: StatisticsSpec = Field(default_factory=StatisticsSpec,
+                                       description="Confidence intervals.")
 
     _extends = field_validator("extends", mode="before")(
         lambda cls, v: [v] if isinstance(v, str) else v
@@ -677,10 +778,12 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
                                  + f"; datasets: {', '.join(datasets)}",
                                  where("schema", "datasets", index)))
 
-    if policy.schema_ is None and policy.performance is None:
-        problems.append(("the policy defines no checks: add a `schema` or `performance` "
-                         "section (a gate with nothing to check would always pass)",
+    if policy.schema_ is None and policy.performance is None and policy.fairness is None:
+        problems.append(("the policy defines no checks: add a `schema`, `performance` or "
+                         "`fairness` section (a gate with nothing to check would always pass)",
                          where("mlcheck")))
+    if policy.fairness:
+        problems.extend(_fairness_fit(policy, datasets))
     if model:
         problems.extend(_task_fit(policy))
         problems.extend(_leaking_features(policy))
@@ -723,6 +826,38 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
                         "give one of them an `id`",
                         where("performance", "rules", index)))
                 seen[key] = index
+    return problems
+
+
+def _fairness_fit(policy: Policy, datasets: list[str]) -> list[tuple[str, Location]]:
+    """Fairness rules need a model (or black box), a target, and metrics that fit the task."""
+    spec, where, model = policy.fairness, policy.origin.locate, policy.model
+    problems = []
+    if spec.dataset not in datasets:
+        problems.append((f"unknown dataset '{spec.dataset}'" + suggest(spec.dataset, datasets)
+                         + f"; datasets: {', '.join(datasets)}", where("fairness", "dataset")))
+    if model is None or policy.data.target is None:
+        problems.append(("fairness rules need a `model` section and `data.target`",
+                         where("fairness")))
+        return problems
+    for index, rule in enumerate(spec.rules):
+        at = where("fairness", "rules", index, "metric")
+        if rule.metric in DISPARITIES or rule.metric in RATES:
+            if model.task != BINARY:
+                problems.append((f"'{rule.metric}' compares rates of predicted positives: "
+                                 "binary_classification only; for other tasks use a "
+                                 "per-group metric with `min`, `max` or `max_gap`", at))
+            needs = "labels"
+        else:
+            metric = METRICS[rule.metric]
+            needs = metric.needs
+            if model.task not in metric.tasks:
+                valid = metrics_for(model.task)
+                problems.append((f"metric '{rule.metric}' does not apply to {model.task}"
+                                 + suggest(rule.metric, valid), at))
+        missing = _black_box_lacks(model, "candidate", needs, model.task)
+        if missing:
+            problems.append((f"metric '{rule.metric}' needs {missing}", at))
     return problems
 
 

@@ -18,7 +18,6 @@ import numpy as np
 
 RECORD_VERSION = 1
 VERDICTS = ("pass", "fail", "warn", "waived", "inconclusive", "error")
-BLOCKING_VERDICTS = ("fail", "inconclusive", "error")
 
 
 @dataclass
@@ -38,12 +37,9 @@ class CheckResult:
     policy_file: str | None = None
     policy_line: int | None = None
     controls: list[str] = field(default_factory=list)
+    interval: dict[str, Any] | None = None
+    blocking: bool = True  # stops promotion: fail, error, and inconclusive unless softened
     duration_s: float = 0.0
-
-    @property
-    def blocking(self) -> bool:
-        """Whether this result stops promotion (`warn` and `waived` never do)."""
-        return self.verdict in BLOCKING_VERDICTS
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))

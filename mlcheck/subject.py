@@ -296,8 +296,7 @@ def _import_file(path: Path) -> Any:
 def _check_columns(policy: Policy, subject: Subject) -> None:
     """Columns the whole run depends on must exist: the target, features, black-box columns."""
     needed: dict[str, list[tuple[str, tuple]]] = {}
-    if policy.performance:
-        ds = policy.performance.dataset
+    for ds in evaluated_datasets(policy):
         needed[ds] = []
         if policy.data.target:
             needed[ds].append((policy.data.target, ("data", "target")))
@@ -320,12 +319,22 @@ def _check_columns(policy: Policy, subject: Subject) -> None:
                                  policy.origin.locate(*key))
 
 
+def evaluated_datasets(policy: Policy) -> list[str]:
+    """Datasets the model is evaluated on (by performance and fairness rules)."""
+    sections = (policy.performance, policy.fairness)
+    return list(dict.fromkeys(s.dataset for s in sections if s is not None))
+
+
 def _check_target(policy: Policy, subject: Subject) -> Any:
     """The target must be complete and fit the task; returns the binary positive label."""
+    labels = [_check_target_in(policy, subject, ds) for ds in evaluated_datasets(policy)]
+    return labels[0] if labels else None
+
+
+def _check_target_in(policy: Policy, subject: Subject, dataset: str) -> Any:
     target = policy.data.target
-    if not (policy.performance and policy.model and target):
+    if not (policy.model and target):
         return None
-    dataset = policy.performance.dataset
     column = subject.datasets[dataset].frame[target]
     where = policy.origin.locate("data", "target")
     missing = int(column.isna().sum())

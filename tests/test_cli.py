@@ -107,7 +107,7 @@ def test_summary_lists_what_did_not_pass_and_verbose_lists_all(workspace):
     default = run("check", policy).output
     assert "schema/age" not in default
     assert "passed: 16 schema, 9 performance checks" in default
-    assert ("WARN  performance/precision[race=Amer-Indian-Eskimo]  precision = 0.7500 violates"
+    assert ("WARN  performance/precision[race=Amer-Indian-Eskimo]  precision = 0.7500, 95% CI"
             in default)  # whole ids on one line, however narrow the terminal
     assert "schema/age  valid in eval, reference" in run("check", policy, "-v").output
     quiet = run("check", policy, "-q").stdout.splitlines()

@@ -123,10 +123,10 @@ def test_waived_is_xfail_and_inconclusive_a_failure(tiny, monkeypatch):
     def run(self, check):
         result = original(self, check)
         if check.id == "performance/roc_auc":  # waivers arrive with issue 8; fake one here
-            result.verdict = "waived"
+            result.verdict, result.blocking = "waived", False
             result.message = "waived until 2027-01-31 (RISK-142)"
         if check.id == "performance/accuracy[group=a]":  # as will minimum sample sizes
-            result.verdict = "inconclusive"
+            result.verdict, result.blocking = "inconclusive", True
             result.message = "188 rows, fewer than the 200 the policy requires"
         return result
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlcheck.errors import Location
+from mlcheck.stats import Interval
 
 if TYPE_CHECKING:
     from mlcheck.context import Context
@@ -18,7 +19,10 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a check measured, and whether that satisfies its bounds."""
+    """What a check measured, and whether that satisfies its bounds.
+
+    `inconclusive` (a reason) means the data cannot support a verdict: too few rows, or
+    an interval wider than allowed. It wins over `passed`."""
 
     passed: bool
     value: float | None = None
@@ -26,6 +30,8 @@ class Outcome:
     n: int | None = None
     message: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
+    interval: dict[str, Any] | None = None
+    inconclusive: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class Check:
     description: str
     evaluate: Callable[[Context], Outcome]
     location: Location | None = None  # where the rule was written (file and line)
+    inconclusive_blocks: bool = True
 
 
 def within(value: float, low: float | None, high: float | None) -> bool:
@@ -49,3 +56,39 @@ def bounds_text(low: float | None, high: float | None) -> str:
     if low is not None and high is not None:
         return f"in [{low:g}, {high:g}]"
     return f">= {low:g}" if low is not None else f"<= {high:g}"
+
+
+def judge(value: float, interval: Interval | None, low: float | None, high: float | None,
+          gate_on: str) -> tuple[bool, str]:
+    """Whether the gated statistic lies within [low, high], and what was compared.
+
+    gate_on: `value` the point estimate; `lower_bound`/`upper_bound` that end of the
+    interval; `interval` the whole interval (lower end against `min`, upper against `max`).
+    Without an interval (resamples: 0) the value is gated."""
+    if interval is None or gate_on == "value":
+        return within(value, low, high), "value"
+    if gate_on == "lower_bound":
+        return within(interval.low, low, high), "lower bound"
+    if gate_on == "upper_bound":
+        return within(interval.high, low, high), "upper bound"
+    return ((low is None or interval.low >= low) and (high is None or interval.high <= high),
+            "interval")
+
+
+def interval_text(interval: Interval | None) -> str:
+    if interval is None:
+        return ""
+    return f", {interval.confidence:.0%} CI [{interval.low:.4f}, {interval.high:.4f}]"
+
+
+def doubt(interval: Interval | None, max_width: float | None) -> str | None:
+    """Why an interval cannot support a verdict, or None."""
+    if interval is None:
+        return None
+    if interval.undefined > 0.05 * interval.resamples:
+        return (f"the statistic is undefined in {interval.undefined} of "
+                f"{interval.resamples} resamples (too few positives or rows)")
+    if max_width is not None and interval.width > max_width:
+        return (f"the {interval.confidence:.0%} interval is {interval.width:.4f} wide, more "
+                f"than the allowed {max_width:g}")
+    return None

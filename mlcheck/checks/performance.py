@@ -11,11 +11,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mlcheck.checks import Check, Outcome, bounds_text, within
+from mlcheck.checks import Check, Outcome, bounds_text, doubt, interval_text, judge
 from mlcheck.context import Context
 from mlcheck.errors import CheckError
 from mlcheck.metrics import METRICS, Metric
-from mlcheck.policy import PerformanceRule, Policy
+from mlcheck.policy import PerformanceRule, PerformanceSpec, Policy
+from mlcheck.stats import over_chunks, percentile_interval, resampled_loop
 from mlcheck.subject import missing_column_message
 
 Rows = np.ndarray | None  # row positions of a slice; None = all rows
@@ -36,7 +37,8 @@ def compile_checks(policy: Policy, context: Context) -> list[Check]:
                     id=f"performance/{name}{suffix}", family="performance", severity=severity,
                     description=f"{rule.metric} {bounds_text(rule.min, rule.max)}"
                     + (f" on slice {suffix}" if suffix else ""),
-                    evaluate=_bounds_check(rule, spec.dataset, rows), location=location))
+                    evaluate=_bounds_check(rule, spec, spec.dataset, rows), location=location,
+                    inconclusive_blocks=(rule.inconclusive or spec.inconclusive) != "warn"))
             if rule.baseline is not None:
                 kind = ("may drop by at most" if rule.baseline.max_drop is not None
                         else "must gain at least")
@@ -47,7 +49,8 @@ def compile_checks(policy: Policy, context: Context) -> list[Check]:
                     severity=severity,
                     description=f"{rule.metric} {kind} {margin:g} against the baseline"
                     + (f" on slice {suffix}" if suffix else ""),
-                    evaluate=_baseline_check(rule, spec.dataset, rows), location=location))
+                    evaluate=_baseline_check(rule, spec, spec.dataset, rows), location=location,
+                    inconclusive_blocks=(rule.inconclusive or spec.inconclusive) != "warn"))
     return checks
 
 
@@ -82,8 +85,8 @@ def _label(value: object) -> str:
     return str(value.item() if hasattr(value, "item") else value)
 
 
-def measure(metric: Metric, context: Context, role: str, dataset: str, rows: Rows) -> float:
-    """Compute one metric for one model on (a slice of) a dataset."""
+def _inputs(metric: Metric, context: Context, role: str, dataset: str, rows: Rows):
+    """Truth and model output for (a slice of) a dataset, checked for what the metric reads."""
     if isinstance(rows, _Unformable):
         raise CheckError(rows.message)
     truth = context.truth(dataset).values
@@ -95,6 +98,12 @@ def measure(metric: Metric, context: Context, role: str, dataset: str, rows: Row
     if metric.probabilities and np.any((output < 0) | (output > 1)):
         raise CheckError(f"{metric.name} reads probabilities, but the {role} scores range "
                          f"from {output.min():g} to {output.max():g}")
+    return truth, output
+
+
+def measure(metric: Metric, context: Context, role: str, dataset: str, rows: Rows) -> float:
+    """Compute one metric for one model on (a slice of) a dataset, with scikit-learn."""
+    truth, output = _inputs(metric, context, role, dataset, rows)
     classes = context.classes(dataset)
     try:
         with warnings.catch_warnings():
@@ -113,53 +122,98 @@ def measure(metric: Metric, context: Context, role: str, dataset: str, rows: Row
     return value
 
 
-def _bounds_check(rule: PerformanceRule, dataset: str, rows: Rows) -> Callable:
+def resampled(metric: Metric, context: Context, role: str, dataset: str,
+              rows: Rows) -> np.ndarray | None:
+    """The metric on each bootstrap resample (shared by every check of the run), or None
+    when intervals are off."""
+    counts = context.bootstrap_counts(dataset)
+    if counts is None:
+        return None
+    truth, output = _inputs(metric, context, role, dataset, rows)
+    if rows is not None:
+        counts = counts[:, rows]
+    classes = context.classes(dataset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if metric.weighted(truth[:1], output[:1], classes, counts[:1, :1].astype(
+                np.float32)) is None:
+            return resampled_loop(metric.compute, truth, output, classes, counts)
+        return over_chunks(counts, lambda w: metric.weighted(truth, output, classes, w))
+
+
+def _bounds_check(rule: PerformanceRule, spec: PerformanceSpec, dataset: str,
+                  rows: Rows) -> Callable:
     metric = METRICS[rule.metric]
+    min_rows = rule.min_rows or spec.min_rows
+    max_width = rule.max_interval_width or spec.max_interval_width
 
     def evaluate(context: Context) -> Outcome:
-        value = measure(metric, context, "candidate", dataset, rows)
         n = _size(context, dataset, rows)
-        passed = within(value, rule.min, rule.max)
+        bounds = {k: v for k, v in (("min", rule.min), ("max", rule.max)) if v is not None}
+        evidence = {"metric": rule.metric, "dataset": dataset, "rows": n,
+                    **_class_balance(context, dataset, rows)}
+        if n < min_rows:
+            return Outcome(False, None, bounds, n, f"{n} rows", evidence,
+                           inconclusive=f"only {n} rows, fewer than min_rows {min_rows}")
+        value = measure(metric, context, "candidate", dataset, rows)
+        samples = resampled(metric, context, "candidate", dataset, rows)
+        interval = percentile_interval(samples, context.policy.statistics.confidence) \
+            if samples is not None else None
+        passed, gated = judge(value, interval, rule.min, rule.max, rule.gate_on)
         relation = "satisfies" if passed else "violates"
-        return Outcome(
-            passed=passed, value=value,
-            bounds={k: v for k, v in (("min", rule.min), ("max", rule.max)) if v is not None},
-            n=n, message=f"{rule.metric} = {value:.4f} {relation} {bounds_text(rule.min, rule.max)}"
-            f" (n={n})",
-            evidence={"metric": rule.metric, "dataset": dataset, "rows": n,
-                      **_class_balance(context, dataset, rows)},
-        )
+        message = (f"{rule.metric} = {value:.4f}{interval_text(interval)}; {gated} {relation} "
+                   f"{bounds_text(rule.min, rule.max)} (n={n})")
+        return Outcome(passed, value, bounds, n, message, evidence,
+                       interval=interval.to_dict() if interval else None,
+                       inconclusive=doubt(interval, max_width))
 
     return evaluate
 
 
-def _baseline_check(rule: PerformanceRule, dataset: str, rows: Rows) -> Callable:
-    """Non-inferiority (`max_drop`) or superiority (`min_gain`) on the point estimates."""
+def _baseline_check(rule: PerformanceRule, spec: PerformanceSpec, dataset: str,
+                    rows: Rows) -> Callable:
+    """Non-inferiority (`max_drop`) or superiority (`min_gain`), on a paired bootstrap:
+    candidate and baseline are scored on the same resamples."""
     metric = METRICS[rule.metric]
-    spec = rule.baseline
+    margin = rule.baseline
+    min_rows = rule.min_rows or spec.min_rows
+    max_width = rule.max_interval_width or spec.max_interval_width
 
     def evaluate(context: Context) -> Outcome:
+        n = _size(context, dataset, rows)
+        floor = -margin.max_drop if margin.max_drop is not None else margin.min_gain
+        evidence = {"metric": rule.metric, "dataset": dataset, "rows": n,
+                    "higher_is_better": metric.higher_is_better,
+                    "max_drop": margin.max_drop, "min_gain": margin.min_gain,
+                    "gate_on": margin.gate_on}
+        if n < min_rows:
+            return Outcome(False, None, {"min": floor}, n, f"{n} rows", evidence,
+                           inconclusive=f"only {n} rows, fewer than min_rows {min_rows}")
         candidate = measure(metric, context, "candidate", dataset, rows)
         baseline = measure(metric, context, "baseline", dataset, rows)
-        # improvement > 0 means the candidate is better, whichever way the metric points
-        improvement = candidate - baseline if metric.higher_is_better else baseline - candidate
-        floor = -spec.max_drop if spec.max_drop is not None else spec.min_gain
-        passed = improvement >= floor
-        n = _size(context, dataset, rows)
-        return Outcome(
-            passed=passed, value=improvement, bounds={"min": floor}, n=n,
-            message=f"{rule.metric}: candidate {candidate:.4f} vs baseline {baseline:.4f}, "
-            f"improvement {improvement:+.4f} {'>=' if passed else '<'} {floor:+g} (n={n})",
-            evidence={"metric": rule.metric, "dataset": dataset, "candidate": candidate,
-                      "baseline": baseline, "improvement": improvement,
-                      "higher_is_better": metric.higher_is_better,
-                      "max_drop": spec.max_drop, "min_gain": spec.min_gain},
-        )
+        sign = 1 if metric.higher_is_better else -1  # improvement > 0: the candidate is better
+        improvement = sign * (candidate - baseline)
+        interval = None
+        cand_samples = resampled(metric, context, "candidate", dataset, rows)
+        if cand_samples is not None:
+            base_samples = resampled(metric, context, "baseline", dataset, rows)
+            interval = percentile_interval(sign * (cand_samples - base_samples),
+                                           context.policy.statistics.confidence)
+        passed, gated = judge(improvement, interval, floor, None, margin.gate_on)
+        message = (f"{rule.metric}: candidate {candidate:.4f} vs baseline {baseline:.4f}, "
+                   f"improvement {improvement:+.4f}{interval_text(interval)}; {gated} "
+                   f"{'>=' if passed else '<'} {floor:+g} (n={n})")
+        evidence.update(candidate=candidate, baseline=baseline, improvement=improvement)
+        return Outcome(passed, improvement, {"min": floor}, n, message, evidence,
+                       interval=interval.to_dict() if interval else None,
+                       inconclusive=doubt(interval, max_width))
 
     return evaluate
 
 
 def _size(context: Context, dataset: str, rows: Rows) -> int:
+    if isinstance(rows, _Unformable):
+        raise CheckError(rows.message)
     return len(context.frame(dataset)) if rows is None else len(rows)
 
 

@@ -49,6 +49,6 @@ def _prepare(run: dict[str, Any], anchor_prefix: str) -> dict[str, Any]:
     families: dict[str, list] = {check["family"]: [] for check in run["checks"]}
     for check in checks:
         families[check["family"]].append(check)
-    blocking = [c for c in checks if c["verdict"] in ("fail", "error", "inconclusive")]
+    blocking = [c for c in checks if c["blocking"]]
     return {"record": run, "families": families, "blocking": blocking,
             "anchor": anchor_prefix}

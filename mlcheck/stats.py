@@ -1,0 +1,254 @@
+"""Bootstrap machinery, vectorised: one set of resamples per dataset, every metric from it.
+
+A resample is stored as counts (how often each row was drawn), so a metric on a resample
+is the metric with those counts as sample weights. That turns B resamples of a metric
+into a few matrix products over a (B x n) weight matrix, instead of B metric calls.
+Written by hand because no library computes weighted metrics for many weight vectors at
+once; scikit-learn with `sample_weight` is the test oracle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+CHUNK = 64  # resamples drawn per block
+BLOCK_CELLS = 4_000_000  # weights per float32 block in `over_chunks` (16 MB)
+_EPS = np.finfo(np.float64).eps
+
+
+def bootstrap_counts(n: int, resamples: int, seed: int | np.random.SeedSequence) -> np.ndarray:
+    """(resamples x n) uint8 counts: row i of resample b was drawn counts[b, i] times.
+
+    Deterministic for a seed. One byte per row and resample (1,000 x 100,000 = 100 MB)."""
+    rng = np.random.default_rng(seed)
+    counts = np.empty((resamples, n), dtype=np.uint8)
+    for start in range(0, resamples, CHUNK):
+        size = min(CHUNK, resamples - start)
+        draws = rng.integers(0, n, size=(size, n), dtype=np.int64)
+        draws += (np.arange(size, dtype=np.int64) * n)[:, None]
+        block = np.bincount(draws.ravel(), minlength=size * n).reshape(size, n)
+        counts[start:start + size] = np.minimum(block, 255)  # >255 draws of a row: never
+    return counts
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A percentile bootstrap interval, with how many resamples were usable."""
+
+    low: float
+    high: float
+    confidence: float
+    resamples: int
+    undefined: int  # resamples where the statistic was undefined (e.g. no positives)
+
+    def to_dict(self) -> dict:
+        return {"low": self.low, "high": self.high, "confidence": self.confidence,
+                "method": "percentile bootstrap", "resamples": self.resamples,
+                "undefined_resamples": self.undefined}
+
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+
+def percentile_interval(samples: np.ndarray, confidence: float) -> Interval:
+    """The central `confidence` interval of a bootstrap distribution (NaNs set aside)."""
+    defined = samples[np.isfinite(samples)]
+    undefined = int(samples.size - defined.size)
+    if defined.size == 0:
+        return Interval(float("nan"), float("nan"), confidence, int(samples.size), undefined)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(defined, [tail, 100 - tail])
+    return Interval(float(low), float(high), confidence, int(samples.size), undefined)
+
+
+def over_chunks(counts: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray]
+                ) -> np.ndarray:
+    """Apply a statistic of a (block x n) float weight matrix to all resamples, in blocks
+    of about BLOCK_CELLS weights (large enough to amortise per-call work such as sorts)."""
+    step = max(1, BLOCK_CELLS // max(1, counts.shape[1]))
+    out = [statistic(counts[start:start + step].astype(np.float32))
+           for start in range(0, counts.shape[0], step)]
+    return np.concatenate(out) if out else np.empty(0)
+
+
+def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+# ------------------------------------------------------------ confusion counts
+
+
+def binary_confusion(weights: np.ndarray, truth: np.ndarray, predicted: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted (tp, fp, fn, tn) per resample, for boolean truth and predictions."""
+    cells = np.stack([truth & predicted, ~truth & predicted, truth & ~predicted,
+                      ~truth & ~predicted], axis=1).astype(np.float32)
+    tp, fp, fn, tn = (weights @ cells).T
+    return tp, fp, fn, tn
+
+
+def binary_label_metric(name: str) -> Callable:
+    """Weighted binary metric from confusion counts (positive class True)."""
+
+    def per_class(tp, fp, fn, kind):
+        precision, recall = _divide(tp, tp + fp), _divide(tp, tp + fn)
+        if kind == "precision":
+            return precision
+        if kind == "recall":
+            return recall
+        return _divide(2 * tp, 2 * tp + fp + fn)
+
+    def compute(truth, predicted, classes, weights):
+        tp, fp, fn, tn = binary_confusion(weights, truth, predicted)
+        total = tp + fp + fn + tn
+        if name == "accuracy":
+            return _divide(tp + tn, total)
+        if name == "balanced_accuracy":
+            return np.nanmean([_divide(tp, tp + fn), _divide(tn, tn + fp)], axis=0)
+        kind, _, average = name.partition("_")
+        positive = per_class(tp, fp, fn, kind)
+        if not average:
+            return positive
+        negative = per_class(tn, fn, fp, kind)  # the False class seen as positive
+        if average == "macro":
+            return np.nanmean([positive, negative], axis=0)
+        support_pos, support_neg = tp + fn, tn + fp
+        return _divide(np.nan_to_num(positive) * support_pos
+                       + np.nan_to_num(negative) * support_neg, support_pos + support_neg)
+
+    return compute
+
+
+def multiclass_label_metric(name: str) -> Callable:
+    """Weighted multiclass accuracy / balanced accuracy / precision / recall / f1."""
+
+    def compute(truth, predicted, classes, weights):
+        truth_hot = np.stack([truth == c for c in classes], axis=1).astype(np.float32)
+        pred_hot = np.stack([predicted == c for c in classes], axis=1).astype(np.float32)
+        tp = weights @ (truth_hot * pred_hot)
+        support, predicted_count = weights @ truth_hot, weights @ pred_hot
+        total = support.sum(axis=1)
+        if name == "accuracy":
+            return _divide(tp.sum(axis=1), total)
+        recall = _divide(tp, support)
+        if name == "balanced_accuracy":
+            return np.nanmean(recall, axis=1)
+        kind, _, average = name.partition("_")
+        precision = _divide(tp, predicted_count)
+        values = {"precision": precision, "recall": recall,
+                  "f1": _divide(2 * tp, predicted_count + support)}[kind]
+        if average == "macro":
+            with np.errstate(all="ignore"):
+                return np.nanmean(values, axis=1)
+        return _divide(np.nansum(values * support, axis=1), total)
+
+    return compute
+
+
+# ------------------------------------------------------------------ score metrics
+
+
+def weighted_auc(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC AUC per resample from one sort: the weighted Mann-Whitney statistic, ties 1/2."""
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores, positive = scores[order], truth[order]
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    w = weights[:, order]
+    pos_w = np.where(positive, w, 0)
+    neg_w = w - pos_w
+    if starts.size < len(scores):  # ties: work on blocks of equal scores
+        pos_w = np.add.reduceat(pos_w, starts, axis=1)
+        neg_w = np.add.reduceat(neg_w, starts, axis=1)
+    below = np.cumsum(neg_w, axis=1, dtype=np.float64) - neg_w  # negatives strictly lower
+    numerator = (pos_w * (below + 0.5 * neg_w)).sum(axis=1)
+    return _divide(numerator, pos_w.sum(axis=1) * neg_w.sum(axis=1, dtype=np.float64))
+
+
+def weighted_average_precision(truth: np.ndarray, scores: np.ndarray,
+                               weights: np.ndarray) -> np.ndarray:
+    """Average precision per resample (scikit-learn's step definition), ties as blocks."""
+    order = np.argsort(-scores, kind="mergesort")
+    sorted_scores, positive = scores[order], truth[order]
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    w = weights[:, order].astype(np.float64)
+    pos_w = np.add.reduceat(np.where(positive, w, 0), starts, axis=1)
+    all_w = np.add.reduceat(w, starts, axis=1)
+    tp, seen = np.cumsum(pos_w, axis=1), np.cumsum(all_w, axis=1)
+    precision = _divide(tp, seen)
+    total_pos = tp[:, -1:]
+    recall_step = _divide(pos_w, np.broadcast_to(total_pos, pos_w.shape))
+    return np.where(total_pos[:, 0] > 0,
+                    np.nansum(np.nan_to_num(precision) * recall_step, axis=1), np.nan)
+
+
+def scores_metric(name: str) -> Callable:
+    """Weighted score-based classification metrics (binary: 1-D scores)."""
+
+    def compute(truth, scores, classes, weights):
+        total = weights.sum(axis=1, dtype=np.float64)
+        if scores.ndim == 1:
+            if name == "roc_auc":
+                return weighted_auc(truth, scores, weights)
+            if name == "average_precision":
+                return weighted_average_precision(truth, scores, weights)
+            if name == "log_loss":
+                p = np.clip(scores, _EPS, 1 - _EPS)
+                return _divide(weights @ -np.where(truth, np.log(p), np.log1p(-p)), total)
+            if name == "brier_score":
+                return _divide(weights @ (scores - truth) ** 2, total)
+        hot = np.stack([truth == c for c in classes], axis=1)
+        if name == "log_loss":
+            p = np.clip(scores / scores.sum(axis=1, keepdims=True), _EPS, 1 - _EPS)
+            return _divide(weights @ -np.log((p * hot).sum(axis=1)), total)
+        if name == "brier_score":
+            return _divide(weights @ ((scores - hot) ** 2).sum(axis=1), total)
+        # one-vs-rest AUC per class, macro or prevalence-weighted
+        aucs = np.stack([weighted_auc(hot[:, k], scores[:, k], weights)
+                         for k in range(len(classes))], axis=1)
+        if name == "roc_auc_ovr":
+            return aucs.mean(axis=1)
+        prevalence = weights @ hot.astype(np.float32)
+        return _divide((aucs * prevalence).sum(axis=1), prevalence.sum(axis=1))
+
+    return compute
+
+
+def regression_metric(name: str) -> Callable:
+    """Weighted regression metrics."""
+
+    def compute(truth, predicted, classes, weights):
+        total = weights.sum(axis=1, dtype=np.float64)
+        error = predicted - truth
+        if name == "mae":
+            return _divide(weights @ np.abs(error), total)
+        if name in ("mse", "rmse"):
+            mse = _divide(weights @ error**2, total)
+            return np.sqrt(mse) if name == "rmse" else mse
+        if name == "mape":
+            return _divide(weights @ (np.abs(error) / np.maximum(np.abs(truth), _EPS)), total)
+        if name == "r2":
+            mean = _divide(weights @ truth, total)
+            spread = weights @ truth**2 - total * mean**2
+            return 1 - _divide(weights @ error**2, spread)
+        raise KeyError(name)
+
+    return compute
+
+
+def resampled_loop(compute: Callable, truth: np.ndarray, output: np.ndarray,
+                   classes: Sequence | None, counts: np.ndarray) -> np.ndarray:
+    """Fallback for metrics without a weighted form: expand each resample and call."""
+    rows = np.arange(len(truth))
+    out = np.empty(counts.shape[0])
+    for b in range(counts.shape[0]):
+        drawn = np.repeat(rows, counts[b])
+        try:
+            out[b] = compute(truth[drawn], output[drawn], classes)
+        except ValueError:
+            out[b] = np.nan
+    return out
