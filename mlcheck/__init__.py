@@ -4,21 +4,30 @@
     >>> result = mlcheck.evaluate("policies/adult-income.yaml")
     >>> result.verdict
     'blocked'
+
+Names load lazily: the pytest plugin imports this package in every pytest run, and the
+engine (pandas, scikit-learn, pandera) is only loaded when it is used.
 """
 
-from mlcheck.engine import evaluate
-from mlcheck.errors import CheckError, InputError, MlcheckError, PolicyError
-from mlcheck.policy import Policy, load_policy
-from mlcheck.result import CheckResult, RunResult
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "CheckError",
-    "CheckResult",
-    "InputError",
-    "MlcheckError",
-    "Policy",
-    "PolicyError",
-    "RunResult",
-    "evaluate",
-    "load_policy",
-]
+_EXPORTS = {
+    "evaluate": "mlcheck.engine",
+    "Evaluation": "mlcheck.engine",
+    "CheckError": "mlcheck.errors",
+    "InputError": "mlcheck.errors",
+    "MlcheckError": "mlcheck.errors",
+    "PolicyError": "mlcheck.errors",
+    "Policy": "mlcheck.policy",
+    "load_policy": "mlcheck.policy",
+    "CheckResult": "mlcheck.result",
+    "RunResult": "mlcheck.result",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'mlcheck' has no attribute {name!r}")

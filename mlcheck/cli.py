@@ -18,9 +18,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from mlcheck.engine import evaluate
 from mlcheck.errors import MlcheckError
-from mlcheck.policy import Policy, load_policy, policy_json_schema
+from mlcheck.policy import load_policy, policy_json_schema
 from mlcheck.report import render_html
-from mlcheck.result import CheckResult, RunResult, read_record, write_files
+from mlcheck.result import (
+    CheckResult,
+    RunResult,
+    check_output_paths,
+    read_record,
+    write_files,
+)
+from mlcheck.subject import input_files
 
 EXIT_PASSED, EXIT_BLOCKED, EXIT_INVALID = 0, 1, 2
 STYLES = {"pass": "green", "fail": "bold red", "error": "bold red", "inconclusive": "red",
@@ -70,9 +77,9 @@ def check(
     try:
         loaded = load_policy(policy)
         name = _file_stem(loaded.name)
-        outputs = _check_outputs(json_path or Path("reports") / f"{name}.json",
-                                 report_path or Path("reports") / f"{name}.html",
-                                 inputs=_inputs(loaded))
+        outputs = check_output_paths(json_path or Path("reports") / f"{name}.json",
+                                     report_path or Path("reports") / f"{name}.html",
+                                     inputs=input_files(loaded))
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task("loading model and data", total=None)
@@ -91,33 +98,6 @@ def check(
     out.print(f"record: {escape(str(outputs[0]))}   report: {escape(str(outputs[1]))}",
               soft_wrap=True)
     raise typer.Exit(EXIT_BLOCKED if result.blocked else EXIT_PASSED)
-
-
-def _inputs(policy: Policy) -> list[Path]:
-    """Files a run reads: outputs must never overwrite them."""
-    files = [Path(p) for p, _ in policy.origin.sources]
-    files += [policy.base_dir / d.path for d in policy.data.datasets.values()]
-    for source in (policy.model, policy.model and policy.model.baseline):
-        if source is not None and source.path:
-            files.append(policy.base_dir / source.path)
-    return files
-
-
-def _check_outputs(*paths: Path, inputs: list[Path] = ()) -> tuple[Path, ...]:
-    """Refuse output paths that cannot be written, before the (possibly long) run."""
-    if len({p.resolve() for p in paths}) != len(paths):
-        raise MlcheckError(f"--json and --report name the same file: {paths[0]}")
-    read = {p.resolve() for p in inputs}
-    for path in paths:
-        if path.resolve() in read:
-            raise MlcheckError(f"output path {path} is an input of this run; refusing to "
-                               "overwrite it")
-        if path.is_dir():
-            raise MlcheckError(f"output path is a directory: {path}")
-        parent = next((p for p in path.resolve().parents if p.exists()), None)
-        if parent is not None and not parent.is_dir():
-            raise MlcheckError(f"cannot create {path}: {parent} is a file")
-    return paths
 
 
 @app.command()
@@ -152,7 +132,7 @@ def report(
     """Re-render the HTML report from a stored JSON record alone."""
     target = output or record.with_suffix(".html")
     try:
-        _check_outputs(target, inputs=[record])
+        check_output_paths(target, inputs=[record])
         html = render_html(read_record(record))
     except FileNotFoundError:
         raise _fail(MlcheckError(f"record not found: {record}")) from None

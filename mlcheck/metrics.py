@@ -7,6 +7,7 @@ columns follow `classes`; regression sees numbers.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -34,12 +35,20 @@ class Metric:
     description: str
     probabilities: bool = False  # reads scores as probabilities in [0, 1]
 
+    def resample(self, truth: np.ndarray, output: np.ndarray, classes: Sequence | None,
+                 counts: np.ndarray) -> np.ndarray:
+        """The metric on every bootstrap resample (rows of `counts`): vectorised where a
+        weighted form exists, else one call per resample."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if self.name in _NO_WEIGHTED_FORM:
+                return stats.resampled_loop(self.compute, truth, output, classes, counts)
+            return stats.over_chunks(
+                counts, lambda w: self.weighted(truth, output, classes, w))
+
     def weighted(self, truth: np.ndarray, output: np.ndarray, classes: Sequence | None,
-                 weights: np.ndarray) -> np.ndarray | None:
-        """The metric under each row of sample weights (bootstrap counts), vectorised;
-        None when there is no weighted form (the caller then loops)."""
-        if self.name in ("roc_auc_ovo",):
-            return None
+                 weights: np.ndarray) -> np.ndarray:
+        """The metric under each row of sample weights (bootstrap counts), vectorised."""
         if REGRESSION in self.tasks:
             return stats.regression_metric(self.name)(truth, output, classes, weights)
         if self.needs == "scores":
@@ -87,6 +96,7 @@ def _regression(fn: Callable[..., float]) -> Callable[..., float]:
     return lambda y_true, y_pred, classes: fn(y_true, y_pred)
 
 
+_NO_WEIGHTED_FORM = ("roc_auc_ovo",)
 _CLASSIFICATION = frozenset({BINARY, MULTICLASS})
 _BINARY_ONLY = frozenset({BINARY})
 _MULTI_ONLY = frozenset({MULTICLASS})

@@ -8,6 +8,8 @@ pytest-xdist run (or the single process otherwise) assembles the record and repo
 
 from __future__ import annotations
 
+import glob
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,8 +25,10 @@ DEFAULT_POLICIES = "policies/*.yaml"
 MARKER = "mlcheck"
 
 
-class MlcheckWarning(UserWarning):
-    """A check with severity `warn` failed: the test passes, the warning is shown."""
+class MlcheckWarning(Warning):
+    """A check with severity `warn` failed: the test passes, the warning is shown.
+
+    Not a UserWarning, so a blanket `ignore::UserWarning` filter does not hide it."""
 
 
 class CheckFailed(Exception):
@@ -74,24 +78,58 @@ class MlcheckSession:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.root = config.rootpath
-        self.policies = self._policy_paths()
         self.evaluations: dict[Path, Evaluation | Exception] = {}
         self.headers: dict[str, dict] = {}  # policy key -> record header (gathered)
         self._own_headers: dict[Path, dict] = {}  # this process's, computed once
         self.results: dict[str, dict[str, CheckResult]] = {}  # policy key -> id -> result
-        named = {p.resolve() for p in self.policies}
-        if not any(Path(a.split("::")[0]).resolve() in named for a in config.args):
+        self.write_error: str | None = None
+        named = self._named_policies()
+        self.policies = named or self._configured_policies()
+        selecting_tests = any("::" in a for a in config.args)
+        if not named and not selecting_tests:
             config.args.extend(str(p) for p in self.policies)  # collect them too
+        self._paths = {p.resolve() for p in self.policies}
+        self._check_outputs()
 
-    def _policy_paths(self) -> list[Path]:
-        """Policies named on the command line, else the ini option's globs, else the default."""
-        named = [Path(a.split("::")[0]) for a in self.config.args
-                 if a.split("::")[0].endswith(POLICY_SUFFIXES)]
-        if named:
-            return named
-        globs = self.config.getini("mlcheck_policies") or [DEFAULT_POLICIES]
+    def _named_policies(self) -> list[Path]:
+        """Policy files named on the command line, and policy files in named folders."""
+        found = []
+        for arg in self.config.args:
+            path = Path(arg.split("::")[0])
+            if path.suffix in POLICY_SUFFIXES and path.is_file():
+                found.append(path)
+            elif path.is_dir() and self.config.args_source == pytest.Config.ArgsSource.ARGS:
+                found.extend(p for p in sorted(path.rglob("*.y*ml")) if _is_policy(p))
+        return found
+
+    def _configured_policies(self) -> list[Path]:
+        """The ini option's globs (relative to the ini file), else policies/*.yaml."""
+        globs = self.config.getini("mlcheck_policies")
         base = self.config.inipath.parent if self.config.inipath else self.root
-        return sorted({p for pattern in globs for p in base.glob(pattern) if p.is_file()})
+        patterns = globs or [DEFAULT_POLICIES]
+        found = sorted({Path(p) for pattern in patterns
+                        for p in glob.glob(os.path.join(base, pattern), recursive=True)
+                        if Path(p).is_file()})
+        if not found:
+            where = "mlcheck_policies in " + str(self.config.inipath) if globs else \
+                f"the default {DEFAULT_POLICIES}"
+            raise pytest.UsageError(
+                f"--mlcheck found no policy: {', '.join(patterns)} (from {where}) matches no "
+                f"file under {base}. Name policy files on the command line or set the "
+                "mlcheck_policies ini option.")
+        return found
+
+    def _check_outputs(self) -> None:
+        """Refuse unusable output paths before anything runs."""
+        from mlcheck.errors import MlcheckError
+        from mlcheck.result import check_output_paths
+
+        paths = [Path(p) for p in (self.config.getoption("mlcheck_json"),
+                                   self.config.getoption("mlcheck_report")) if p]
+        try:
+            check_output_paths(*paths, inputs=self.policies)
+        except MlcheckError as exc:
+            raise pytest.UsageError(f"mlcheck: {exc}") from None
 
     def key(self, path: Path) -> str:
         """How a policy is named in results: relative to the rootdir, as in node ids."""
@@ -129,7 +167,7 @@ class MlcheckSession:
         named = marker.kwargs.get("policy") if marker else None
         if named:
             path = (self.root / named).resolve()
-            if path not in {p.resolve() for p in self.policies}:
+            if path not in self._paths:
                 pytest.fail(f"policy {named!r} is not collected; collected: {self._names()}",
                             pytrace=False)
             return path
@@ -146,29 +184,90 @@ class MlcheckSession:
     # ------------------------------------------------------------ collection
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector):
-        if file_path.suffix in POLICY_SUFFIXES and file_path.resolve() in {
-                p.resolve() for p in self.policies}:
+        if file_path.suffix in POLICY_SUFFIXES and file_path.resolve() in self._paths:
             return PolicyFile.from_parent(parent, path=file_path)
         return None
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Outputs must not overwrite a dataset or model of a collected policy."""
+        from mlcheck.errors import MlcheckError
+        from mlcheck.result import check_output_paths
+        from mlcheck.subject import input_files
+
+        inputs = [f for found in self.evaluations.values() if not isinstance(found, Exception)
+                  for f in input_files(found.policy)]
+        paths = [Path(p) for p in (self.config.getoption("mlcheck_json"),
+                                   self.config.getoption("mlcheck_report")) if p]
+        try:
+            check_output_paths(*paths, inputs=inputs)
+        except MlcheckError as exc:
+            raise pytest.UsageError(f"mlcheck: {exc}") from None
 
     # ------------------------------------------------------------- reporting
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         if not isinstance(item, CheckItem) and item.get_closest_marker(MARKER):
             item.mlcheck_policy = self.policy_for(item)  # fails the test if ambiguous
+            check_id = custom_id(item)
+            self.evaluation(item.mlcheck_policy)  # a policy that cannot load fails the test
+            if self._is_compiled(item.mlcheck_policy, check_id):
+                pytest.fail(f"@pytest.mark.mlcheck id {check_id!r} is already a check of "
+                            f"{self.key(item.mlcheck_policy)}; choose another id",
+                            pytrace=False)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item):
+        """A failing custom check with severity `warn` passes with a warning, as a
+        declarative `warn` check does."""
+        marker = None if isinstance(item, CheckItem) else item.get_closest_marker(MARKER)
+        try:
+            return (yield)
+        except AssertionError as exc:
+            if marker is None or marker.kwargs.get("severity") != "warn":
+                raise
+            item.mlcheck_warned = str(exc).split("\n")[0]
+            warnings.warn(f"{custom_id(item)}: {item.mlcheck_warned}", MlcheckWarning,
+                          stacklevel=1)
+            return None
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
         outcome = yield
         report = outcome.get_result()
-        result, path = None, getattr(item, "mlcheck_policy", None)
-        if isinstance(item, CheckItem) and call.when == "call":
-            result, path = item.result, item.path
-        elif path is not None and (call.when == "call" or report.failed or report.skipped):
-            result = _custom_result(item, report)
-        if result is not None:
-            report.mlcheck = {"policy": self.key(path), "result": result.to_dict(),
-                              "header": self.header(path)}
+        if isinstance(item, CheckItem):
+            if call.when == "call" and item.result is not None:
+                self._attach(report, item.path, item.result)
+            return
+        if not item.get_closest_marker(MARKER):
+            return
+        if call.when != "call" and not (report.failed or report.skipped):
+            return
+        path = getattr(item, "mlcheck_policy", None) or self._quiet_policy_for(item)
+        check_id = _quiet_custom_id(item)
+        if path is None or check_id is None or self._is_compiled(path, check_id):
+            return  # the test itself reports why (ambiguous policy, missing or taken id)
+        result = _custom_result(item, report, check_id)
+        report.user_properties.extend(_properties(result))
+        self._attach(report, path, result)
+
+    def _attach(self, report: pytest.TestReport, path: Path, result: CheckResult) -> None:
+        """Put a result on the report: it travels to the xdist controller with it."""
+        found = self.evaluations.get(path.resolve())
+        if found is None or isinstance(found, Exception):
+            return  # the policy did not load: there is no record to join
+        report.mlcheck = {"policy": self.key(path), "result": result.to_dict(),
+                          "header": self.header(path)}
+
+    def _is_compiled(self, path: Path, check_id: str) -> bool:
+        found = self.evaluations.get(path.resolve())
+        return not isinstance(found, (Exception, type(None))) and check_id in {
+            c.id for c in found.checks}
+
+    def _quiet_policy_for(self, item: pytest.Item) -> Path | None:
+        try:
+            return self.policy_for(item)
+        except pytest.fail.Exception:
+            return None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         found = getattr(report, "mlcheck", None)
@@ -178,7 +277,15 @@ class MlcheckSession:
 
         self.headers.setdefault(found["policy"], found["header"])
         result = CheckResult(**found["result"])
-        self.results.setdefault(found["policy"], {})[result.id] = result
+        by_id = self.results.setdefault(found["policy"], {})
+        earlier = by_id.get(result.id)  # parametrized custom tests share an id: worst wins
+        if earlier is None or _rank(result) > _rank(earlier):
+            by_id[result.id] = result
+
+    def _key_of(self, run: Any) -> str:
+        return next((key for key, header in self.headers.items()
+                     if header["policy"]["sha256"] == run.policy["sha256"]
+                     and header["policy"]["path"] == run.policy["path"]), run.policy["path"])
 
     def records(self) -> list:
         from mlcheck.engine import build_record
@@ -193,27 +300,36 @@ class MlcheckSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(self.config, "workerinput"):
-            return  # an xdist worker: the controller writes the outputs
+        if hasattr(self.config, "workerinput") or not self.headers:
+            return  # an xdist worker (the controller writes), or no check ran
+        runs = self.records()
+        if any(run.blocked for run in runs) and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the gate decides, not pytest
         json_path = self.config.getoption("mlcheck_json")
         report_path = self.config.getoption("mlcheck_report")
-        if not (json_path or report_path) or not self.headers:
-            return  # nothing asked for, or no check ran: no record claims a verdict
+        if not (json_path or report_path):
+            return
         import json
 
         from mlcheck.report import render_html
         from mlcheck.result import session_record, write_files
 
-        record = session_record(self.records())
+        record = session_record(runs)
         outputs = {}
         if json_path:
             outputs[Path(json_path)] = json.dumps(record, indent=2, allow_nan=False) + "\n"
         if report_path:
             outputs[Path(report_path)] = render_html(record)
-        write_files(outputs)
+        try:
+            write_files(outputs)
+        except OSError as exc:
+            self.write_error = f"cannot write {exc.filename or ''}: {exc.strerror or exc}"
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if hasattr(self.config, "workerinput"):
+            return
+        if self.config.getoption("collectonly"):
             return
         terminalreporter.section("mlcheck")
         if not self.headers:
@@ -221,35 +337,63 @@ class MlcheckSession:
             return
         for run in self.records():
             counts = ", ".join(f"{n} {v}" for v, n in run.counts().items() if n)
-            line = f"{run.policy['path']}: {run.verdict.upper()} ({counts})"
+            line = f"{self._key_of(run)}: {run.verdict.upper()} ({counts})"
             if run.blocked:
                 line += ": blocking checks: " + ", ".join(c.id for c in run.checks if c.blocking)
             if run.not_run:
                 line += f" [partial: {len(run.not_run)} checks not run]"
             terminalreporter.write_line(line, red=run.blocked, green=not run.blocked)
+        if self.write_error:
+            terminalreporter.write_line(f"mlcheck: {self.write_error}", red=True)
+            return
         for option in ("mlcheck_json", "mlcheck_report"):
             if self.config.getoption(option):
                 terminalreporter.write_line(f"{option.replace('_', '-')}: "
                                             f"{self.config.getoption(option)}")
 
 
-def _custom_result(item: pytest.Item, report: pytest.TestReport) -> CheckResult:
-    """The record entry for a test marked @pytest.mark.mlcheck(id=...)."""
+def custom_id(item: pytest.Item) -> str:
+    """The check id of a test marked @pytest.mark.mlcheck; a missing id fails the test."""
+    check_id = _quiet_custom_id(item)
+    if not check_id:
+        pytest.fail("@pytest.mark.mlcheck needs an id, e.g. "
+                    "@pytest.mark.mlcheck(id='custom/no_leakage')", pytrace=False)
+    return check_id
+
+
+def _quiet_custom_id(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker(MARKER)
+    return marker.kwargs.get("id") or (marker.args[0] if marker.args else None)
+
+
+_RANKS = {"pass": 0, "waived": 1, "warn": 2, "inconclusive": 3, "fail": 4, "error": 5}
+
+
+def _rank(result: CheckResult) -> int:
+    return _RANKS.get(result.verdict, 5)
+
+
+def _custom_result(item: pytest.Item, report: pytest.TestReport,
+                   check_id: str) -> CheckResult:
+    """The record entry for a test marked @pytest.mark.mlcheck(id=...).
+
+    A skipped test is an `error` (a check that did not run never passes); an expected
+    failure (xfail) is `waived`, with its reason."""
     from mlcheck.result import CheckResult
 
     marker = item.get_closest_marker(MARKER)
-    check_id = marker.kwargs.get("id") or (marker.args[0] if marker.args else None)
-    if not check_id:
-        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.mlcheck needs an id, "
-                                "e.g. id='custom/no_leakage'")
     severity = marker.kwargs.get("severity", "block")
-    if report.passed:
+    warned = getattr(item, "mlcheck_warned", None)
+    if hasattr(report, "wasxfail"):
+        verdict, message = "waived", f"xfail: {report.wasxfail or _short(report)}"
+    elif report.passed and warned:
+        verdict, message = "warn", warned
+    elif report.passed:
         verdict, message = "pass", "passed"
     elif report.skipped:
         verdict, message = "error", f"skipped: {_short(report)}"
     elif report.when == "call":
-        verdict = "warn" if severity == "warn" else "fail"
-        message = _short(report)
+        verdict, message = "fail", _short(report)
     else:
         verdict, message = "error", f"error in {report.when}: {_short(report)}"
     return CheckResult(
@@ -268,7 +412,7 @@ def _short(report: pytest.TestReport) -> str:
     if crash is not None:
         return crash.message.split("\n")[0]
     if isinstance(report.longrepr, tuple):  # skip: (file, line, reason)
-        return str(report.longrepr[2])
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
     return str(report.longrepr).strip().split("\n")[-1]
 
 
@@ -319,6 +463,8 @@ class CheckItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None):
         if isinstance(excinfo.value, CheckFailed):
             return failure_text(excinfo.value.result)
+        if isinstance(excinfo.value, MlcheckWarning) and self.result is not None:
+            return failure_text(self.result) + "\n  (a warn check, failing under -W error)"
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
@@ -406,3 +552,13 @@ def mlcheck_datasets(request: pytest.FixtureRequest) -> dict:
     return {name: ds.frame for name, ds in _evaluation_for(request).subject.datasets.items()}
 
 
+
+
+def _is_policy(path: Path) -> bool:
+    """A YAML file whose top level has an `mlcheck:` key (read cheaply, line by line)."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            head = (line for line, _ in zip(handle, range(200), strict=False))
+            return any(line.startswith("mlcheck:") for line in head)
+    except OSError:
+        return False

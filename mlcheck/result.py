@@ -10,6 +10,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,26 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
+
+
+def check_output_paths(*paths: Path, inputs: Iterable[Path] = ()) -> tuple[Path, ...]:
+    """Refuse output paths that cannot be written or would overwrite an input, before a
+    (possibly long) run rather than after it."""
+    from mlcheck.errors import MlcheckError
+
+    if len({p.resolve() for p in paths}) != len(paths):
+        raise MlcheckError(f"the record and the report name the same file: {paths[0]}")
+    read = {Path(p).resolve() for p in inputs}
+    for path in paths:
+        if path.resolve() in read:
+            raise MlcheckError(f"output path {path} is an input of this run; refusing to "
+                               "overwrite it")
+        if path.is_dir():
+            raise MlcheckError(f"output path is a directory: {path}")
+        parent = next((p for p in path.resolve().parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise MlcheckError(f"cannot create {path}: {parent} is a file")
+    return paths
 
 
 def write_atomic(path: str | Path, text: str) -> Path:

@@ -319,6 +319,16 @@ def _check_columns(policy: Policy, subject: Subject) -> None:
                                  policy.origin.locate(*key))
 
 
+def input_files(policy: Policy) -> list[Path]:
+    """Files a run reads (policy and bases, datasets, model files): never to be overwritten."""
+    files = [Path(p) for p, _ in policy.origin.sources]
+    files += [policy.base_dir / d.path for d in policy.data.datasets.values()]
+    for source in (policy.model, policy.model and policy.model.baseline):
+        if source is not None and source.path:
+            files.append(policy.base_dir / source.path)
+    return files
+
+
 def evaluated_datasets(policy: Policy) -> list[str]:
     """Datasets the model is evaluated on (by performance and fairness rules)."""
     sections = (policy.performance, policy.fairness)

@@ -170,7 +170,7 @@ def test_junit_xml_has_a_testcase_per_check_with_value_and_bound(tiny):
 def test_record_and_report_match_mlcheck_check(example):
     result = example.runpytest("--mlcheck", "--mlcheck-json", "out/r.json",
                                "--mlcheck-report", "out/r.html")
-    result.assert_outcomes(passed=27, failed=1, warnings=2)
+    result.assert_outcomes(passed=32, failed=1, warnings=6)
     record = json.loads((example.path / "out/r.json").read_text())
     from mlcheck.engine import evaluate
 
@@ -181,7 +181,8 @@ def test_record_and_report_match_mlcheck_check(example):
     assert record["policy"]["sha256"] == direct["policy"]["sha256"]
     assert record["not_run"] == []
     assert "performance/recall[sex=Female]" in (example.path / "out/r.html").read_text()
-    result.stdout.fnmatch_lines(["policies/adult-income.yaml: BLOCKED (25 pass, 1 fail, 2 warn)*"])
+    result.stdout.fnmatch_lines(["policies/adult-income.yaml: BLOCKED (26 pass, 1 fail, 5 warn, "
+                                 "1 inconclusive)*"])
 
 
 def test_no_record_is_written_when_no_check_ran(tiny):
@@ -266,15 +267,16 @@ def test_xdist_gives_the_same_outcomes_and_one_complete_record(example):
     single = example.runpytest_subprocess("--mlcheck", "--mlcheck-json", "one.json")
     double = example.runpytest_subprocess("--mlcheck", "-n", "2", "--mlcheck-json", "two.json",
                                           "--mlcheck-report", "two.html")
-    single.assert_outcomes(passed=27, failed=1, warnings=2)
-    double.assert_outcomes(passed=27, failed=1, warnings=2)
+    single.assert_outcomes(passed=32, failed=1, warnings=6)
+    double.assert_outcomes(passed=32, failed=1, warnings=6)
     one = json.loads((example.path / "one.json").read_text())
     two = json.loads((example.path / "two.json").read_text())
     assert [(c["id"], c["verdict"]) for c in two["checks"]] == [
         (c["id"], c["verdict"]) for c in one["checks"]]
     assert two["not_run"] == [] and two["verdict"] == "blocked"
     assert (example.path / "two.html").exists()
-    double.stdout.fnmatch_lines(["policies/adult-income.yaml: BLOCKED (25 pass, 1 fail, 2 warn)*"])
+    double.stdout.fnmatch_lines(["policies/adult-income.yaml: BLOCKED (26 pass, 1 fail, 5 warn, "
+                                 "1 inconclusive)*"])
 
 
 def test_several_policies_make_a_session_record(tiny):
@@ -325,3 +327,124 @@ def test_last_failed_reruns_only_the_failed_check(tiny):
     rerun.assert_outcomes(failed=2, passed=0)
     rerun.stdout.fnmatch_lines(["*rerun previous 2 failures*"])
     rerun.stdout.fnmatch_lines(["*FAILED policies/tiny.yaml::performance/recall[[]group=a[]]*"])
+
+
+EDGE_TESTS = """
+import pytest
+
+@pytest.mark.mlcheck(id="performance/roc_auc")
+def test_clash():
+    pass
+
+@pytest.mark.mlcheck(id="custom/param")
+@pytest.mark.parametrize("k", [1, 2])
+def test_param(k):
+    assert k == 2
+
+@pytest.mark.mlcheck(controls=["x"])
+def test_no_id():
+    pass
+
+@pytest.mark.mlcheck(id="custom/skipped")
+def test_skipped():
+    pytest.skip("data not available")
+
+@pytest.mark.mlcheck(id="custom/static_skip")
+@pytest.mark.skip(reason="never ran")
+def test_static_skip():
+    pass
+
+@pytest.mark.mlcheck(id="custom/expected")
+@pytest.mark.xfail(reason="known gap (RISK-7)")
+def test_expected():
+    assert False
+
+@pytest.mark.mlcheck(id="custom/soft", severity="warn")
+def test_soft():
+    assert 1 == 2, "soft limit exceeded"
+
+def test_after():
+    pass
+"""
+
+
+def test_custom_check_edge_cases(tiny):
+    tiny.makepyfile(test_edges=EDGE_TESTS)
+    result = tiny.runpytest("--mlcheck", "--mlcheck-json", "r.json", "-rA")
+    result.stdout.fnmatch_lines(["*already a check of policies/tiny.yaml; choose another id*",
+                                 "*@pytest.mark.mlcheck needs an id*"])
+    result.assert_outcomes(passed=6, failed=1, errors=2, skipped=2, xfailed=1, warnings=1)
+    checks = {c["id"]: c for c in json.loads((tiny.path / "r.json").read_text())["checks"]}
+    assert checks["performance/roc_auc"]["family"] == "performance"  # not overwritten
+    assert checks["custom/param"]["verdict"] == "fail"  # the worst parametrisation wins
+    assert checks["custom/skipped"]["verdict"] == "error"
+    assert checks["custom/static_skip"]["verdict"] == "error"
+    assert checks["custom/static_skip"]["message"] == "skipped: never ran"
+    assert checks["custom/expected"]["verdict"] == "waived"
+    assert checks["custom/soft"]["verdict"] == "warn"
+    assert "soft limit exceeded" in checks["custom/soft"]["message"]
+
+
+def test_a_blocked_gate_fails_the_session_even_when_no_test_failed(tiny):
+    tiny.makepyfile(test_edges=EDGE_TESTS)
+    result = tiny.runpytest("--mlcheck", "-k", "test_skipped or test_after or roc_auc")
+    result.assert_outcomes(passed=2, skipped=1, deselected=result.parseoutcomes()[
+        "deselected"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["policies/tiny.yaml: BLOCKED*custom/skipped*"])
+
+
+def test_globs_that_match_nothing_are_a_usage_error(tiny):
+    tiny.makeini("[pytest]\nmlcheck_policies = policy/*.yaml\n")
+    result = tiny.runpytest("--mlcheck")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--mlcheck found no policy: policy/*.yaml (from "
+                                 "mlcheck_policies in *) matches no file*"])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--mlcheck-json", "out", "--mlcheck-report", "out"], "name the same file"),
+    (["--mlcheck-json", "policies/tiny.yaml"], "is an input of this run"),
+    (["--mlcheck-json", "eval.csv"], "is an input of this run"),
+    (["--mlcheck-json", "policies"], "output path is a directory"),
+])
+def test_unusable_output_paths_stop_the_run_before_it_starts(tiny, args, message):
+    before = (tiny.path / "policies" / "tiny.yaml").read_text()
+    result = tiny.runpytest("--mlcheck", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
+    assert (tiny.path / "policies" / "tiny.yaml").read_text() == before
+
+
+def test_a_broken_policy_with_custom_tests_is_an_ordinary_error(tiny):
+    path = tiny.path / "policies" / "tiny.yaml"
+    path.write_text(path.read_text().replace("metric: roc_auc", "metric: rocauc"))
+    tiny.makepyfile(test_custom=CUSTOM_TESTS)
+    result = tiny.runpytest("--mlcheck", "--continue-on-collection-errors")
+    assert "INTERNALERROR" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*'rocauc' is not allowed*"])
+
+
+def test_warnings_as_errors_still_read_as_a_check(tiny):
+    add_rules(tiny, "    - {metric: recall, min: 0.99, severity: warn}\n")
+    result = tiny.runpytest("--mlcheck", "-W", "error::mlcheck.plugin.MlcheckWarning",
+                            "-k", "recall")
+    result.assert_outcomes(failed=1, deselected=3)
+    result.stdout.fnmatch_lines(["performance/recall: WARN (severity warn)",
+                                 "*(a warn check, failing under -W error)"])
+
+
+def test_a_folder_argument_collects_the_policies_in_it(tiny):
+    (tiny.path / "gates").mkdir()
+    text = (tiny.path / "policies" / "tiny.yaml").read_text()
+    (tiny.path / "gates" / "g.yaml").write_text(text)
+    (tiny.path / "gates" / "settings.yaml").write_text("not: a policy\n")
+    result = tiny.runpytest("--mlcheck", "gates", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["gates/g.yaml::performance/roc_auc"])
+    assert "policies/tiny.yaml" not in result.stdout.str()
+
+
+def test_selecting_one_test_does_not_collect_every_policy(tiny):
+    tiny.makepyfile(test_custom=CUSTOM_TESTS)
+    result = tiny.runpytest("--mlcheck", "test_custom.py::test_unmarked")
+    result.assert_outcomes(passed=1)

@@ -26,7 +26,7 @@ from mlcheck.context import Context
 from mlcheck.errors import CheckError
 from mlcheck.metrics import DISPARITIES, METRICS, RATES, rates_from_counts
 from mlcheck.policy import FairnessRule, FairnessSpec, Policy
-from mlcheck.stats import Interval, over_chunks, percentile_interval, resampled_loop
+from mlcheck.stats import Interval, over_chunks, percentile_interval
 from mlcheck.subject import missing_column_message
 
 SEPARATOR = "×"
@@ -132,17 +132,9 @@ def group_metric(context: Context, dataset: str, found: Groups, name: str) -> Gr
         counts = context.bootstrap_counts(dataset)
         samples = None
         if counts is not None:
-            columns = []
-            for g in range(len(found.labels)):
-                rows = found.codes == g
-                weighted = (lambda w, r=rows: metric.weighted(truth[r], output[r], classes, w))
-                if metric.weighted(truth[rows][:1], output[rows][:1], classes,
-                                   np.ones((1, 1), np.float32)) is None:
-                    columns.append(resampled_loop(metric.compute, truth[rows], output[rows],
-                                                  classes, counts[:, rows]))
-                else:
-                    columns.append(over_chunks(counts[:, rows], weighted))
-            samples = np.stack(columns, axis=1)
+            samples = np.stack([
+                metric.resample(truth[rows], output[rows], classes, counts[:, rows])
+                for rows in (found.codes == g for g in range(len(found.labels)))], axis=1)
     return GroupValues(point, samples)
 
 

@@ -16,7 +16,7 @@ from mlcheck.context import Context
 from mlcheck.errors import CheckError
 from mlcheck.metrics import METRICS, Metric
 from mlcheck.policy import PerformanceRule, PerformanceSpec, Policy
-from mlcheck.stats import over_chunks, percentile_interval, resampled_loop
+from mlcheck.stats import percentile_interval
 from mlcheck.subject import missing_column_message
 
 Rows = np.ndarray | None  # row positions of a slice; None = all rows
@@ -132,13 +132,7 @@ def resampled(metric: Metric, context: Context, role: str, dataset: str,
     truth, output = _inputs(metric, context, role, dataset, rows)
     if rows is not None:
         counts = counts[:, rows]
-    classes = context.classes(dataset)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if metric.weighted(truth[:1], output[:1], classes, counts[:1, :1].astype(
-                np.float32)) is None:
-            return resampled_loop(metric.compute, truth, output, classes, counts)
-        return over_chunks(counts, lambda w: metric.weighted(truth, output, classes, w))
+    return metric.resample(truth, output, context.classes(dataset), counts)
 
 
 def _bounds_check(rule: PerformanceRule, spec: PerformanceSpec, dataset: str,
