@@ -37,8 +37,13 @@ def render_html(record: dict[str, Any]) -> str:
     """Render the governance report for a run record (`RunResult.to_dict`) or a session
     record (`session_record`): one page, one section per policy."""
     session = record.get("kind") == "session"
-    runs = [_prepare(run, f"{run['policy']['name']}:" if session else "")
-            for run in (record["runs"] if session else [record])]
+    runs, seen = [], set()
+    for run in record["runs"] if session else [record]:
+        anchor = run["policy"]["name"] if session else ""
+        while anchor and anchor in seen:  # two policies of one name keep distinct anchors
+            anchor += "+"
+        seen.add(anchor)
+        runs.append(_prepare(run, f"{anchor}:" if anchor else ""))
     return _environment().get_template("report.html.j2").render(
         record=record, runs=runs, session=session)
 
