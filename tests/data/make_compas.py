@@ -1,6 +1,7 @@
 """Rebuild tests/data/compas.csv.gz from ProPublica's compas-scores-two-years.csv.
 
-Run from the repository root:  python tests/data/make_compas.py ../shared/data/compas/compas-scores-two-years.csv
+Run from the repository root:
+    python tests/data/make_compas.py ../shared/data/compas/compas-scores-two-years.csv
 Keeps 9 of the 53 columns (no identifiers), every row, in the original order.
 """
 
