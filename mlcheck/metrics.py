@@ -43,6 +43,8 @@ class Metric:
             warnings.simplefilter("ignore")
             if self.name in _NO_WEIGHTED_FORM:
                 return stats.resampled_loop(self.compute, truth, output, classes, counts)
+            if self.name == "roc_auc" and output.ndim == 1:
+                return stats.resampled_auc(truth, output, counts)
             return stats.over_chunks(
                 counts, lambda w: self.weighted(truth, output, classes, w))
 

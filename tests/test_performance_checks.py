@@ -536,3 +536,55 @@ def test_multi_line_library_errors_become_one_line(workspace):
     message = evaluate(path).checks[0].message
     assert "\n" not in message
     assert message.endswith("first line second line")
+
+
+def test_intervals_gate_on_and_inconclusive(workspace):
+    path = write_binary(workspace, """
+    - {id: on_value, metric: accuracy, min: 0.5}
+    - {id: on_lower, metric: accuracy, min: 0.82, gate_on: lower_bound}
+    - {id: on_upper, metric: accuracy, max: 0.84, gate_on: upper_bound}
+    - {id: on_interval, metric: accuracy, min: 0.5, max: 0.99, gate_on: interval}
+    - {id: too_wide, metric: accuracy, min: 0.5, max_interval_width: 0.01}
+    - {id: clearly_bad, metric: accuracy, min: 0.95, max_interval_width: 0.01}
+    - {id: soft, metric: accuracy, min: 0.5, max_interval_width: 0.01, inconclusive: warn}
+    - {id: few_rows, metric: accuracy, min: 0.5, by: [group], min_rows: 300}
+""")
+    result = evaluate(path)
+    checks = by_id(result)
+    value = checks["performance/on_value"]
+    low, high = value.interval["low"], value.interval["high"]
+    assert low < value.value < high and value.interval["confidence"] == 0.95
+    assert value.interval["resamples"] == 1000
+    assert checks["performance/on_lower"].verdict == ("pass" if low >= 0.82 else "fail")
+    assert checks["performance/on_upper"].verdict == ("pass" if high <= 0.84 else "fail")
+    assert checks["performance/on_interval"].verdict == "pass"
+    assert "upper bound" in checks["performance/on_upper"].message
+    too_wide = checks["performance/too_wide"]
+    assert too_wide.verdict == "inconclusive" and too_wide.blocking
+    assert "more than the allowed 0.01" in too_wide.message
+    assert checks["performance/clearly_bad"].verdict == "fail"  # wide, but wholly below 0.95
+    assert checks["performance/soft"].verdict == "inconclusive"
+    assert not checks["performance/soft"].blocking
+    small = checks["performance/few_rows[group=a]"]
+    assert small.verdict == "inconclusive" and "fewer than min_rows 300" in small.message
+    assert checks["performance/few_rows[group=b]"].verdict == "pass"
+    again = by_id(evaluate(path))  # seeded: the same intervals on every run
+    assert again["performance/on_value"].interval == value.interval
+
+
+def test_baseline_gates_on_the_paired_interval_of_the_improvement(workspace):
+    frame = binary_frame(rows=400)
+    workspace.skops("close.skops", fitted_logistic(frame.assign(x2=frame["x2"] * 0.9)))
+    path = write_binary(workspace, "    - {metric: roc_auc, baseline: {max_drop: 0.0}}\n"
+                        "    - {id: point, metric: roc_auc, baseline: {max_drop: 0.0, "
+                        "gate_on: value}}\n", extra_model="\n  baseline: close.skops",
+                        frame=frame)
+    checks = by_id(evaluate(path))
+    paired = checks["performance/roc_auc/vs_baseline"]
+    assert paired.interval["low"] <= paired.value <= paired.interval["high"]
+    assert "lower bound" in paired.message
+    # two nearly identical models: the point estimate may favour the candidate, but the
+    # lower bound of the paired interval is below 0, so non-inferiority at 0 is not shown
+    assert paired.interval["low"] < 0 and paired.verdict == "fail"
+    assert checks["performance/point/vs_baseline"].verdict == (
+        "pass" if paired.value >= 0 else "fail")

@@ -81,9 +81,15 @@ def interval_text(interval: Interval | None) -> str:
     return f", {interval.confidence:.0%} CI [{interval.low:.4f}, {interval.high:.4f}]"
 
 
-def doubt(interval: Interval | None, max_width: float | None) -> str | None:
-    """Why an interval cannot support a verdict, or None."""
+def doubt(interval: Interval | None, max_width: float | None, low: float | None = None,
+          high: float | None = None) -> str | None:
+    """Why an interval cannot support a verdict, or None.
+
+    An interval that lies wholly outside [low, high] is a confident failure, however wide:
+    only an interval that could still go either way is inconclusive."""
     if interval is None:
+        return None
+    if (low is not None and interval.high < low) or (high is not None and interval.low > high):
         return None
     if interval.undefined > 0.05 * interval.resamples:
         return (f"the statistic is undefined in {interval.undefined} of "

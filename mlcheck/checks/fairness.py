@@ -194,7 +194,7 @@ def _fairness_check(rule: FairnessRule, spec: FairnessSpec, columns: tuple[str, 
                    f"set by {set_by})")
         return Outcome(passed, shown, _bounds(rule), int(found.sizes.sum()), message, evidence,
                        interval=shown_interval.to_dict() if shown_interval else None,
-                       inconclusive=doubt(shown_interval, max_width))
+                       inconclusive=doubt(shown_interval, max_width, *_limits(rule)))
 
     return evaluate
 

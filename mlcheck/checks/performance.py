@@ -159,7 +159,7 @@ def _bounds_check(rule: PerformanceRule, spec: PerformanceSpec, dataset: str,
                    f"{bounds_text(rule.min, rule.max)} (n={n})")
         return Outcome(passed, value, bounds, n, message, evidence,
                        interval=interval.to_dict() if interval else None,
-                       inconclusive=doubt(interval, max_width))
+                       inconclusive=doubt(interval, max_width, rule.min, rule.max))
 
     return evaluate
 
@@ -200,7 +200,7 @@ def _baseline_check(rule: PerformanceRule, spec: PerformanceSpec, dataset: str,
         evidence.update(candidate=candidate, baseline=baseline, improvement=improvement)
         return Outcome(passed, improvement, {"min": floor}, n, message, evidence,
                        interval=interval.to_dict() if interval else None,
-                       inconclusive=doubt(interval, max_width))
+                       inconclusive=doubt(interval, max_width, floor))
 
     return evaluate
 
