@@ -114,6 +114,8 @@ def test_summary_lists_what_did_not_pass_and_verbose_lists_all(workspace):
     assert re.search(r"^WARN +performance/precision\[race=Amer-Indian-Eskimo\]  precision = "
                      r"0\.7500, 95% CI", default, flags=re.M)
     assert "schema/age  valid in eval, reference" in run("check", policy, "-v").output
+    assert re.search(r"^ +Female: n=5421, selection_rate 0\.08\d \[0\.0\d\d, 0\.0\d\d\], "
+                     r"true_positive_rate 0\.59\d", default, flags=re.M)  # per-group evidence
     quiet = run("check", policy, "-q").stdout.splitlines()
     assert quiet[0].startswith("BLOCKED (26 pass, 1 fail, 5 warn, 1 inconclusive)")
 

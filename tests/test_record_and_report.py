@@ -102,3 +102,12 @@ def test_write_atomic_replaces_whole_files(tmp_path):
     write_atomic(target, "newer")
     assert target.read_text() == "newer"
     assert [p.name for p in target.parent.iterdir()] == ["out.txt"]
+
+
+def test_report_shows_intervals_and_per_group_tables(record):
+    html = render_html(record)
+    assert "95% interval [" in html
+    fairness = html[html.index('id="fairness/demographic_parity_ratio[sex]"'):]
+    assert "<caption" in fairness and "set by Male vs Female" in fairness
+    assert ">Female</td>" in fairness
+    assert "(not blocking)" in html

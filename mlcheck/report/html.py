@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -18,6 +19,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["num"] = format_number
+    env.tests["search"] = lambda value, pattern: re.search(pattern, str(value)) is not None
     env.filters["bound"] = lambda value: f"{value:g}" if isinstance(value, float) else value
     return env
 
