@@ -1,7 +1,7 @@
 """End to end on real data: mlcheck reproduces published and reference numbers.
 
-The Adult test uses the data bundled in examples/adult and always runs. The COMPAS test
-reads ../shared/data/compas (license unspecified, so not shipped) and is skipped without it.
+Both use data shipped in the repository: the Adult files in examples/adult, and the
+COMPAS extract in tests/data (see tests/data/README.md).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from mlcheck.engine import evaluate
 
 from .conftest import EXAMPLES, REPO
 
-COMPAS = REPO.parent / "shared" / "data" / "compas" / "compas-scores-two-years.csv"
+COMPAS = REPO / "tests" / "data" / "compas.csv.gz"
 NUMERIC = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
 
 
@@ -48,7 +48,6 @@ def test_adult_reference_logistic_regression_accuracy(workspace):
     assert check.verdict == "pass"
 
 
-@pytest.mark.skipif(not COMPAS.exists(), reason="needs ../shared/data/compas")
 def test_compas_vendor_scores_reproduce_propublica_black_box(workspace):
     """Black-box audit of COMPAS deciles (high risk = decile >= 5), all 7,214 rows:
     ProPublica's published FNR 27.99% (African-American) and 47.72% (Caucasian)."""
