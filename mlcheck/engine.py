@@ -54,7 +54,8 @@ def run_check(check: Check, context: Context) -> CheckResult:
     else:
         result.value, result.bounds, result.n = outcome.value, outcome.bounds, outcome.n
         result.message, result.evidence = outcome.message, outcome.evidence
-        result.interval = outcome.interval
+        if outcome.interval is not None:  # the seed makes the interval reproducible
+            result.interval = {**outcome.interval, "seed": context.policy.statistics.seed}
         if outcome.inconclusive:
             result.verdict = "inconclusive"
             result.message = f"inconclusive: {outcome.inconclusive} ({outcome.message})"

@@ -554,7 +554,7 @@ def test_intervals_gate_on_and_inconclusive(workspace):
     value = checks["performance/on_value"]
     low, high = value.interval["low"], value.interval["high"]
     assert low < value.value < high and value.interval["confidence"] == 0.95
-    assert value.interval["resamples"] == 1000
+    assert value.interval["resamples"] == 1000 and value.interval["seed"] == 0
     assert checks["performance/on_lower"].verdict == ("pass" if low >= 0.82 else "fail")
     assert checks["performance/on_upper"].verdict == ("pass" if high <= 0.84 else "fail")
     assert checks["performance/on_interval"].verdict == "pass"
