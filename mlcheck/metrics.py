@@ -119,7 +119,8 @@ _DEFINITIONS = [
     Metric("roc_auc", _BINARY_ONLY, "scores", True, _roc_auc,
            "area under the ROC curve"),
     Metric("average_precision", _BINARY_ONLY, "scores", True,
-           lambda y, s, c: skm.average_precision_score(y, s, pos_label=True),
+           lambda y, s, c: skm.average_precision_score(y, s, pos_label=True) if y.any()
+           else float("nan"),  # scikit-learn says 0 without positives; it is undefined
            "area under the precision-recall curve"),
     Metric("log_loss", _CLASSIFICATION, "scores", False, _log_loss, "cross-entropy loss",
            probabilities=True),

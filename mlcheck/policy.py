@@ -784,6 +784,8 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
                          where("mlcheck")))
     if policy.fairness:
         problems.extend(_fairness_fit(policy, datasets))
+    if policy.statistics.resamples == 0:
+        problems.extend(_needs_intervals(policy))
     if model:
         problems.extend(_task_fit(policy))
         problems.extend(_leaking_features(policy))
@@ -826,6 +828,25 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
                         "give one of them an `id`",
                         where("performance", "rules", index)))
                 seen[key] = index
+    return problems
+
+
+def _needs_intervals(policy: Policy) -> list[tuple[str, Location]]:
+    """With `resamples: 0` there are no intervals: asking to gate on one is a mistake."""
+    problems = []
+    for name in ("performance", "fairness"):
+        section = getattr(policy, name)
+        if section is None:
+            continue
+        if section.max_interval_width is not None:
+            problems.append(("`max_interval_width` needs intervals, but "
+                             "`statistics.resamples` is 0", policy.origin.locate(
+                                 name, "max_interval_width")))
+        for index, rule in enumerate(section.rules):
+            if ("gate_on" in rule.model_fields_set and rule.gate_on != "value") or \
+                    rule.max_interval_width is not None:
+                problems.append(("this rule gates on an interval, but `statistics.resamples`"
+                                 " is 0", policy.origin.locate(name, "rules", index)))
     return problems
 
 

@@ -130,9 +130,11 @@ def binary_label_metric(name: str) -> Callable:
         negative = per_class(tn, fn, fp, kind)  # the False class seen as positive
         if average == "macro":
             return np.nanmean([positive, negative], axis=0)
-        support_pos, support_neg = tp + fn, tn + fp
-        return _divide(np.nan_to_num(positive) * support_pos
-                       + np.nan_to_num(negative) * support_neg, support_pos + support_neg)
+        support = np.stack([tp + fn, tn + fp])
+        values = np.stack([positive, negative])
+        defined = ~np.isnan(values)  # scikit-learn leaves a 0/0 class out of both sums
+        return _divide(np.where(defined, values * support, 0).sum(axis=0),
+                       np.where(defined, support, 0).sum(axis=0))
 
     return compute
 
@@ -158,7 +160,9 @@ def multiclass_label_metric(name: str) -> Callable:
         if average == "macro":
             with np.errstate(all="ignore"):
                 return np.nanmean(values, axis=1)
-        return _divide(np.nansum(values * support, axis=1), total)
+        defined = ~np.isnan(values)  # scikit-learn leaves a 0/0 class out of both sums
+        return _divide(np.where(defined, values * support, 0).sum(axis=1),
+                       np.where(defined, support, 0).sum(axis=1))
 
     return compute
 
@@ -282,9 +286,10 @@ def regression_metric(name: str) -> Callable:
             return np.sqrt(mse) if name == "rmse" else mse
         if name == "mape":
             return _divide(weights @ (np.abs(error) / np.maximum(np.abs(truth), _EPS)), total)
-        if name == "r2":
-            mean = _divide(weights @ truth, total)
-            spread = weights @ truth**2 - total * mean**2
+        if name == "r2":  # centred first: sums of squares of large values would cancel
+            centred = truth - truth.mean()
+            mean = _divide(weights @ centred, total)
+            spread = weights @ centred**2 - total * mean**2
             return 1 - _divide(weights @ error**2, spread)
         raise KeyError(name)
 

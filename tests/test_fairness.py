@@ -268,3 +268,98 @@ def test_rate_disparities_need_a_binary_task(workspace):
         """)
     with pytest.raises(PolicyError, match="binary_classification only"):
         evaluate(path)
+
+
+def write_groups(workspace, frame: pd.DataFrame, rules: str, sensitive: str = "[g]") -> str:
+    workspace.frame("eval.csv", frame)
+    return workspace.policy(f"""
+        mlcheck: 1
+        name: groups
+        model: {{task: binary_classification, predictions: p, scores: s}}
+        data: {{target: y, datasets: {{eval: eval.csv}}}}
+        statistics: {{resamples: 200}}
+        fairness:
+          sensitive: {sensitive}
+          min_group_size: 1
+          rules:
+        {rules}
+        """.replace("predictions: p, scores: s", "predictions: p"))
+
+
+def test_two_sensitive_columns_with_the_same_values_get_their_own_numbers(workspace):
+    rng = np.random.default_rng(3)
+    n = 2000
+    frame = pd.DataFrame({"is_female": rng.integers(0, 2, n), "is_minority": rng.integers(0, 2, n),
+                          "y": rng.integers(0, 2, n)})
+    frame["p"] = ((rng.random(n) < 0.3) | (frame["is_minority"] == 1)).astype(int)
+    path = write_groups(workspace, frame, "    - {metric: demographic_parity_difference, max: 1}",
+                        sensitive="[is_female, is_minority]")
+    checks = by_id(evaluate(path))
+    for column in ("is_female", "is_minority"):
+        expected = flm.demographic_parity_difference(frame["y"], frame["p"],
+                                                     sensitive_features=frame[column])
+        assert checks[f"fairness/demographic_parity_difference[{column}]"].value == \
+            pytest.approx(expected)
+
+
+def test_a_group_without_positives_is_never_dropped_silently(workspace):
+    frame = pd.DataFrame({"g": ["a"] * 50 + ["b"] * 50 + ["c"] * 50,
+                          "y": [1, 0] * 50 + [0] * 50, "p": [1, 0, 0, 1] * 25 + [0] * 50})
+    path = write_groups(workspace, frame, "    - {metric: equal_opportunity_difference, max: 0.5}")
+    check = evaluate(path).checks[0]
+    assert check.verdict == "inconclusive"
+    assert "true_positive_rate is undefined for c" in check.message
+
+
+def test_set_by_names_the_groups_behind_the_value(workspace):
+    rng = np.random.default_rng(8)
+    n = 3000
+    g = rng.choice(["a", "b", "c"], n)
+    y = rng.random(n) < 0.5
+    p = np.where(y, rng.random(n) < 0.8, rng.random(n) < np.where(g == "c", 0.4, 0.1))
+    frame = pd.DataFrame({"g": g, "y": y.astype(int), "p": p.astype(int)})
+    path = write_groups(workspace, frame, "    - {metric: equalized_odds_ratio, min: 0.9}\n"
+                        "            - {metric: false_positive_rate, min: 0.0, max: 0.3}")
+    checks = by_id(evaluate(path))
+    ratio = checks["fairness/equalized_odds_ratio[g]"]
+    assert ratio.value == pytest.approx(flm.equalized_odds_ratio(y, p, sensitive_features=g))
+    assert ratio.evidence["set_by"].startswith("c vs ")  # the FPR pair sets the ratio
+    both = checks["fairness/false_positive_rate[g]"]
+    assert both.verdict == "fail" and both.evidence["set_by"] == "c"
+    assert "highest false_positive_rate" in both.message
+
+
+def test_single_group_and_zero_reference_are_clear_errors(workspace):
+    frame = pd.DataFrame({"g": ["a"] * 40, "h": ["x", "ref"] * 20, "y": [1, 0] * 20,
+                          "p": [1, 0] * 20})
+    frame.loc[frame["h"] == "ref", "p"] = 0
+    path = write_groups(workspace, frame,
+                        "    - {metric: selection_rate, reference: ref, min: 0.8}",
+                        sensitive="[g, h]")
+    checks = by_id(evaluate(path))
+    assert "has a single group (a)" in checks["fairness/selection_rate[g]"].message
+    assert "reference group ref has selection_rate 0" in checks[
+        "fairness/selection_rate[h]"].message
+    assert {c.verdict for c in checks.values()} == {"error"}
+
+
+def test_scores_only_black_box_supports_per_group_score_metrics(workspace):
+    frame = binary_frame(rows=1000).assign(s=lambda f: 1 / (1 + np.exp(-f["x1"])))
+    workspace.frame("eval.csv", frame)
+    path = workspace.policy("""
+        mlcheck: 1
+        name: scores-only
+        model: {task: binary_classification, scores: s}
+        data: {target: y, datasets: {eval: eval.csv}}
+        fairness: {sensitive: [group], rules: [{metric: roc_auc, max_gap: 0.5}]}
+        """)
+    check = evaluate(path).checks[0]
+    assert check.verdict == "pass", check.message
+
+
+def test_interval_options_without_resamples_are_load_errors(workspace):
+    path = compas_policy(workspace, "    - {metric: demographic_parity_ratio, min: 0.1, "
+                         "gate_on: lower_bound}")
+    path.write_text(path.read_text().replace("resamples: 200", "resamples: 0"))
+    with pytest.raises(PolicyError, match=r"gates on an interval, but `statistics\.resamples`"):
+        evaluate(path)

@@ -101,3 +101,28 @@ def test_auc_intervals_cover_the_true_value_about_95_percent_of_the_time():
     true_auc = norm.cdf(1 / np.sqrt(2))
     # percentile intervals of AUC run slightly short at n=300 (93.7% here): documented
     assert 0.93 <= coverage(draw, true_auc, METRICS["roc_auc"], repetitions=1000) <= 0.97
+
+
+def test_weighted_averages_leave_out_undefined_classes_as_scikit_learn_does():
+    rng = np.random.default_rng(1)
+    truth = rng.random(40) < 0.5
+    predicted = rng.random(40) < 0.1  # few predicted positives: precision often 0/0
+    counts = bootstrap_counts(40, 30, seed=2)
+    for name in ("precision_weighted", "precision_macro", "f1_weighted"):
+        vectorised = METRICS[name].resample(truth, predicted, (False, True), counts)
+        for b in range(30):
+            drawn = np.repeat(np.arange(40), counts[b])
+            expected = METRICS[name].compute(truth[drawn], predicted[drawn], (False, True))
+            assert vectorised[b] == pytest.approx(expected, nan_ok=True), (name, b)
+
+
+def test_r2_keeps_its_precision_for_targets_far_from_zero():
+    rng = np.random.default_rng(4)
+    truth = 1e8 + rng.normal(0, 1, 200)
+    predicted = truth + rng.normal(0, 0.5, 200)
+    counts = bootstrap_counts(200, 10, seed=1)
+    vectorised = METRICS["r2"].resample(truth, predicted, None, counts)
+    for b in range(10):
+        drawn = np.repeat(np.arange(200), counts[b])
+        assert vectorised[b] == pytest.approx(
+            METRICS["r2"].compute(truth[drawn], predicted[drawn], None), abs=1e-6)

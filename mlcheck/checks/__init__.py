@@ -78,15 +78,14 @@ def judge(value: float, interval: Interval | None, low: float | None, high: floa
 def interval_text(interval: Interval | None) -> str:
     if interval is None:
         return ""
-    return f", {interval.confidence:.0%} CI [{interval.low:.4f}, {interval.high:.4f}]"
+    return f", {interval.confidence * 100:g}% CI [{interval.low:.4f}, {interval.high:.4f}]"
 
 
 def doubt(interval: Interval | None, max_width: float | None, low: float | None = None,
           high: float | None = None) -> str | None:
-    """Why an interval cannot support a verdict, or None.
-
-    An interval that lies wholly outside [low, high] is a confident failure, however wide:
-    only an interval that could still go either way is inconclusive."""
+    """Why an interval cannot support a verdict, or None: too many undefined resamples, or
+    wider than `max_width`. An interval that lies wholly outside [low, high] is a
+    confident failure however wide, so it is never inconclusive."""
     if interval is None:
         return None
     if (low is not None and interval.high < low) or (high is not None and interval.low > high):
@@ -95,6 +94,6 @@ def doubt(interval: Interval | None, max_width: float | None, low: float | None 
         return (f"the statistic is undefined in {interval.undefined} of "
                 f"{interval.resamples} resamples (too few positives or rows)")
     if max_width is not None and interval.width > max_width:
-        return (f"the {interval.confidence:.0%} interval is {interval.width:.4f} wide, more "
+        return (f"the {interval.confidence * 100:g}% interval is {interval.width:.4f} wide, more "
                 f"than the allowed {max_width:g}")
     return None

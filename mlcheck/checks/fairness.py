@@ -14,7 +14,6 @@ computed with fairlearn's MetricFrame. fairlearn is the oracle for both in the t
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +55,7 @@ def compile_checks(policy: Policy, context: Context) -> list[Check]:
 class Groups:
     """Rows of a dataset grouped by sensitive columns (an intersection when several)."""
 
+    columns: tuple[str, ...]
     codes: np.ndarray  # group index of each row
     labels: list[str]
     sizes: np.ndarray
@@ -72,7 +72,7 @@ def groups(context: Context, dataset: str, columns: tuple[str, ...]) -> Groups:
         grouped = frame.groupby(list(columns), dropna=False, sort=True)
         sizes = grouped.size()
         keys = [k if isinstance(k, tuple) else (k,) for k in sizes.index]
-        return Groups(grouped.ngroup().to_numpy(), [
+        return Groups(columns, grouped.ngroup().to_numpy(), [
             SEPARATOR.join(_label(v) for v in key) for key in keys], sizes.to_numpy())
 
     return context.memo(("groups", dataset, columns), build)
@@ -101,14 +101,14 @@ def group_rates(context: Context, dataset: str, found: Groups) -> dict[str, Grou
                                            (np.arange(len(cells)), cells)),
                                           shape=(len(cells), n_cells))
             samples = over_chunks(counts, lambda w: (indicator.T @ w.T).T).reshape(
-                counts.shape[0], -1, 4)
+                counts.shape[0], -1, 4).astype(np.float64)
         # cells per group: [tn, fp, fn, tp] (index truth * 2 + prediction)
         point_rates = rates_from_counts(point[:, 3], point[:, 1], point[:, 2], point[:, 0])
         sample_rates = rates_from_counts(samples[..., 3], samples[..., 1], samples[..., 2],
                                          samples[..., 0]) if samples is not None else {}
         return {name: GroupValues(point_rates[name], sample_rates.get(name)) for name in RATES}
 
-    return context.memo(("rates", dataset, tuple(found.labels)), build)
+    return context.memo(("rates", dataset, found.columns), build)
 
 
 def group_metric(context: Context, dataset: str, found: Groups, name: str) -> GroupValues:
@@ -147,7 +147,20 @@ def _values(rule: FairnessRule, context: Context, dataset: str, found: Groups,
 
 # ---------------------------------------------------------------------- statistics
 
-Statistic = Callable[[np.ndarray], np.ndarray]  # (..., G) -> (...)
+@dataclass(frozen=True)
+class Side:
+    """One side of a rule: a statistic over the groups, its bounds, and who sets it."""
+
+    what: str
+    value: float
+    samples: np.ndarray | None
+    low: float | None
+    high: float | None
+    set_by: str
+
+
+class Undefined(Exception):
+    """A group's value is undefined (e.g. no positives): the data cannot support a verdict."""
 
 
 def _fairness_check(rule: FairnessRule, spec: FairnessSpec, columns: tuple[str, ...]):
@@ -158,99 +171,111 @@ def _fairness_check(rule: FairnessRule, spec: FairnessSpec, columns: tuple[str, 
     def evaluate(context: Context) -> Outcome:
         found = groups(context, dataset, columns)
         confidence = context.policy.statistics.confidence
+        n = int(found.sizes.sum())
+        if len(found.labels) < 2:
+            raise CheckError(f"{' × '.join(columns)} has a single group ({found.labels[0]}) "
+                             f"in dataset '{dataset}': there is nothing to compare")
         table = _group_table(context, dataset, found, rule)
         evidence = {"sensitive": list(columns), "dataset": dataset, "groups": table}
         small = [f"{label} ({size})" for label, size in zip(found.labels, found.sizes,
                                                             strict=True) if size < min_size]
         if small:
-            return Outcome(False, None, _bounds(rule), int(found.sizes.sum()),
-                           f"{len(found.labels)} groups", evidence,
-                           inconclusive=f"groups smaller than min_group_size {min_size}: "
-                           + ", ".join(small))
-        lower, upper, set_by = _statistics(rule, context, dataset, found)
-        checks = []
-        if rule.max_gap is not None:
-            checks.append((upper, None, rule.max_gap))
-        else:
-            if rule.min is not None:
-                checks.append((lower, rule.min, None))
-            if rule.max is not None:
-                checks.append((upper, None, rule.max))
-        passed, shown, shown_interval, gated = True, None, None, "value"
-        for (value, samples), low, high in checks:
-            if np.isnan(value):
-                raise CheckError(f"{rule.metric} is undefined for some group (no positives "
-                                 "or no negatives in it)")
-            interval = percentile_interval(samples, confidence) if samples is not None \
-                else None
-            ok, gated = judge(value, interval, low, high, rule.gate_on)
-            if shown is None or not ok:
-                shown, shown_interval = value, interval
-            passed = passed and ok
-        evidence["set_by"] = set_by
-        message = (f"{_what(rule)} = {shown:.4f}{interval_text(shown_interval)}; {gated} "
-                   f"{'satisfies' if passed else 'violates'} "
-                   f"{bounds_text(*_limits(rule))} ({len(found.labels)} groups, "
-                   f"set by {set_by})")
-        return Outcome(passed, shown, _bounds(rule), int(found.sizes.sum()), message, evidence,
-                       interval=shown_interval.to_dict() if shown_interval else None,
-                       inconclusive=doubt(shown_interval, max_width, *_limits(rule)))
+            return Outcome(False, None, _bounds(rule), n, f"{len(found.labels)} groups",
+                           evidence, inconclusive="groups smaller than min_group_size "
+                           f"{min_size}: " + ", ".join(small))
+        try:
+            sides = _sides(rule, context, dataset, found)
+        except Undefined as exc:
+            return Outcome(False, None, _bounds(rule), n, f"{len(found.labels)} groups",
+                           evidence, inconclusive=str(exc))
+        judged = []
+        for side in sides:
+            interval = percentile_interval(side.samples, confidence) \
+                if side.samples is not None else None
+            ok, gated = judge(side.value, interval, side.low, side.high, rule.gate_on)
+            confident_fail = interval is not None and (
+                (side.low is not None and interval.high < side.low)
+                or (side.high is not None and interval.low > side.high))
+            judged.append((side, interval, ok, gated, confident_fail,
+                           doubt(interval, max_width, side.low, side.high)))
+        passed = all(ok for _, _, ok, _, _, _ in judged)
+        side, interval, _, gated, _, _ = next((j for j in judged if not j[2]), judged[0])
+        inconclusive = None if any(j[4] for j in judged) else next(
+            (j[5] for j in judged if j[5]), None)
+        evidence["set_by"] = side.set_by
+        message = (f"{side.what} = {side.value:.4f}{interval_text(interval)}; {gated} "
+                   f"{'satisfies' if passed else 'violates'} {bounds_text(*_limits(rule))} "
+                   f"({len(found.labels)} groups, set by {side.set_by})")
+        return Outcome(passed, side.value, _bounds(rule), n, message, evidence,
+                       interval=interval.to_dict() if interval else None,
+                       inconclusive=inconclusive)
 
     return evaluate
 
 
-def _statistics(rule: FairnessRule, context: Context, dataset: str, found: Groups):
-    """(lower statistic, upper statistic, groups that set it); each statistic is
-    (point value, per-resample values or None)."""
+def _sides(rule: FairnessRule, context: Context, dataset: str, found: Groups) -> list[Side]:
+    """The statistics a rule bounds. NaN in any group's resample leaves that resample
+    undefined (counted in the interval), never silently dropped."""
     labels = found.labels
     if rule.metric in DISPARITIES:
         rates, kind = DISPARITIES[rule.metric]
-        per_rate = [_values(rule, context, dataset, found, r) for r in rates]
-        if kind == "difference":
-            stat = _spread(per_rate, lambda v: np.nanmax(v, -1) - np.nanmin(v, -1), np.fmax)
-        else:
-            stat = _spread(per_rate, lambda v: _safe_ratio(np.nanmin(v, -1), np.nanmax(v, -1)),
-                           np.fmin)
-        worst = max(per_rate, key=lambda gv: np.nanmax(gv.point) - np.nanmin(gv.point))
-        set_by = f"{labels[int(np.nanargmax(worst.point))]} vs " \
-                 f"{labels[int(np.nanargmin(worst.point))]}"
-        return stat, stat, set_by
-    values = _values(rule, context, dataset, found, rule.metric)
+        candidates = []
+        for rate in rates:
+            values = _defined(_values(rule, context, dataset, found, rate), labels, rate)
+            high, low = int(np.argmax(values.point)), int(np.argmin(values.point))
+            if kind == "difference":
+                point = values.point[high] - values.point[low]
+                samples = None if values.samples is None else (
+                    values.samples.max(axis=1) - values.samples.min(axis=1))
+            else:
+                point = float(_safe_ratio(values.point[low], values.point[high]))
+                samples = None if values.samples is None else _safe_ratio(
+                    values.samples.min(axis=1), values.samples.max(axis=1))
+            candidates.append((float(point), samples, f"{labels[high]} vs {labels[low]}"))
+        worst = (max if kind == "difference" else min)(candidates, key=lambda c: c[0])
+        samples = None
+        if candidates[0][1] is not None:  # the worst rate per resample, NaN if any is
+            stacked = np.stack([c[1] for c in candidates])
+            samples = stacked.max(axis=0) if kind == "difference" else stacked.min(axis=0)
+        return [Side(rule.metric, worst[0], samples, rule.min, rule.max, worst[2])]
+    values = _defined(_values(rule, context, dataset, found, rule.metric), labels, rule.metric)
+    what = rule.metric
     if rule.reference is not None:
         ref = _reference_index(rule, found)
+        if not values.point[ref] > 0:
+            raise CheckError(f"the reference group {labels[ref]} has {rule.metric} "
+                             f"{values.point[ref]:g}: ratios to it are undefined")
         keep = [g for g in range(len(labels)) if g != ref]
-        point = _safe_ratio(values.point[keep], values.point[ref])
-        samples = None if values.samples is None else _safe_ratio(
-            values.samples[:, keep], values.samples[:, [ref]])
-        values, labels = GroupValues(point, samples), [labels[g] for g in keep]
-    lowest, highest = (_reduce(values, np.nanmin), _reduce(values, np.nanmax))
+        values = GroupValues(values.point[keep] / values.point[ref],
+                             None if values.samples is None else _safe_ratio(
+                                 values.samples[:, keep], values.samples[:, [ref]]))
+        labels = [labels[g] for g in keep]
+        what = f"ratio of {rule.metric} to {rule.reference}"
+    high, low = int(np.argmax(values.point)), int(np.argmin(values.point))
+    samples = values.samples
     if rule.max_gap is not None:
-        gap = (highest[0] - lowest[0],
-               None if values.samples is None else highest[1] - lowest[1])
-        return gap, gap, f"{labels[int(np.nanargmax(values.point))]} vs " \
-                         f"{labels[int(np.nanargmin(values.point))]}"
-    set_by = labels[int(np.nanargmin(values.point))] if rule.min is not None \
-        else labels[int(np.nanargmax(values.point))]
-    return lowest, highest, set_by
+        return [Side(f"gap in {what} between groups",
+                     float(values.point[high] - values.point[low]),
+                     None if samples is None else samples.max(axis=1) - samples.min(axis=1),
+                     None, rule.max_gap, f"{labels[high]} vs {labels[low]}")]
+    sides = []
+    if rule.min is not None:
+        sides.append(Side(f"lowest {what}", float(values.point[low]),
+                          None if samples is None else samples.min(axis=1),
+                          rule.min, None, labels[low]))
+    if rule.max is not None:
+        sides.append(Side(f"highest {what}", float(values.point[high]),
+                          None if samples is None else samples.max(axis=1),
+                          None, rule.max, labels[high]))
+    return sides
 
 
-def _spread(per_rate: list[GroupValues], across_groups: Statistic, across_rates) -> tuple:
-    point = across_groups(per_rate[0].point)
-    for gv in per_rate[1:]:
-        point = across_rates(point, across_groups(gv.point))
-    if per_rate[0].samples is None:
-        return float(point), None
-    samples = across_groups(per_rate[0].samples)
-    for gv in per_rate[1:]:
-        samples = across_rates(samples, across_groups(gv.samples))
-    return float(point), samples
-
-
-def _reduce(values: GroupValues, how) -> tuple[float, np.ndarray | None]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        point = float(how(values.point))
-        return point, None if values.samples is None else how(values.samples, axis=1)
+def _defined(values: GroupValues, labels: list[str], name: str) -> GroupValues:
+    undefined = [labels[g] for g in np.flatnonzero(np.isnan(values.point))]
+    if undefined:
+        raise Undefined(f"{name} is undefined for {', '.join(undefined)} (no rows of the "
+                        "class it is computed on, e.g. no actual positives)")
+    return values
 
 
 def _safe_ratio(num, den):
@@ -274,7 +299,7 @@ def _group_table(context: Context, dataset: str, found: Groups,
     confidence = context.policy.statistics.confidence
     table = [{"group": label, "n": int(size)} for label, size in
              zip(found.labels, found.sizes, strict=True)]
-    if context.task == "binary_classification":
+    if context.task == "binary_classification" and _has_labels(context):
         rates = group_rates(context, dataset, found)
         for name in ("selection_rate", "true_positive_rate", "false_positive_rate"):
             for row, value in zip(table, rates[name].point, strict=True):
@@ -288,6 +313,12 @@ def _group_table(context: Context, dataset: str, found: Groups,
                 interval: Interval = percentile_interval(values.samples[:, g], confidence)
                 row[f"{name}_interval"] = [interval.low, interval.high]
     return table
+
+
+def _has_labels(context: Context) -> bool:
+    """Whether predicted labels exist (a black box with scores only has none)."""
+    source = context.policy.model
+    return not source.black_box or bool(source.predictions) or source.threshold is not None
 
 
 def _limits(rule: FairnessRule) -> tuple[float | None, float | None]:

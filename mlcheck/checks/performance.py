@@ -80,9 +80,13 @@ class _Unformable:
 
 
 def _label(value: object) -> str:
+    """A group or slice value as text: 1.0 (an integer column with gaps) reads as 1."""
+    value = value.item() if hasattr(value, "item") else value
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "<missing>"
-    return str(value.item() if hasattr(value, "item") else value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _inputs(metric: Metric, context: Context, role: str, dataset: str, rows: Rows):
