@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CHUNK = 64  # resamples drawn per block
 BLOCK_CELLS = 4_000_000  # weights per float32 block in `over_chunks` (16 MB)
 _EPS = np.finfo(np.float64).eps
 
