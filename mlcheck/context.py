@@ -219,7 +219,7 @@ class Context:
             proba = self._call(model, "predict_proba", dataset)
             classes = list(model.estimator.classes_)
             if self.task == BINARY:
-                positive = self.truth(dataset).positive_label
+                positive = self._positive(classes)
                 matches = [i for i, c in enumerate(classes) if label_key(c) == label_key(positive)]
                 if not matches:
                     raise CheckError(f"{role} model's classes {classes} do not include the "
@@ -232,6 +232,16 @@ class Context:
             raise CheckError(f"{role} model produced {bad} NaN or infinite scores on dataset "
                              f"'{dataset}' ({scores.shape[0]} rows)")
         return scores
+
+    def _positive(self, classes: list) -> Any:
+        """The positive label: resolved from the target when it was checked, else the
+        policy's, else the model's last class (scikit-learn's convention). Scoring a batch
+        without labels (drift) needs no target."""
+        if self.subject.positive_label is not None:
+            return self.subject.positive_label
+        if self.policy.data.positive_label is not None:
+            return self.policy.data.positive_label
+        return classes[-1]
 
     def _column_scores(self, source: Any, dataset: str) -> np.ndarray:
         frame = self.frame(dataset)

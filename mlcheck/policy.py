@@ -338,6 +338,61 @@ class FairnessSpec(Evidence):
     _sensitive = field_validator("sensitive", mode="before")(lambda cls, v: _features(v))
 
 
+DriftTest = Literal["ks", "psi", "wasserstein", "jensen_shannon", "chi2", "total_variation",
+                    "unseen_categories", "missing_share", "share_of_drifted_columns",
+                    "number_of_drifted_columns"]
+Correction = Literal["benjamini_hochberg", "bonferroni", "none"]
+
+
+class DriftRule(Spec):
+    """A drift statistic per column (or a count of drifted columns) against a limit."""
+
+    test: DriftTest = Field(description="The statistic; see the table of drift tests.")
+    columns: Literal["all"] | tuple[str, ...] = Field(
+        "all", description="`all` or a list of columns; a test applies to the columns of "
+        "its kind (numeric or categorical).")
+    exclude: tuple[str, ...] = Field((), description="Columns left out.")
+    max: float | None = Field(None, description="Highest acceptable statistic.")
+    min_p_value: float | None = Field(None, gt=0, lt=1, description="p-value tests (ks, chi2): "
+                                      "drift when the corrected p-value is below this ...")
+    min_effect: float | None = Field(None, ge=0, description="... and the effect size (KS "
+                                     "statistic, Cramér's V) is at least this.")
+    severity: Severity | None = Field(None, description="Overrides the section's severity.")
+    id: Name | None = Field(None, description="Check id to use instead of the test name.")
+
+    _columns = field_validator("columns", mode="before")(
+        lambda cls, v: [v] if isinstance(v, str) and v != "all" else v)
+
+    @model_validator(mode="after")
+    def _limits(self) -> DriftRule:
+        p_test = self.test in ("ks", "chi2")
+        if p_test and self.max is not None:
+            raise ValueError(f"`{self.test}` is judged by `min_p_value` (and `min_effect`), "
+                             "not `max`")
+        if not p_test and (self.min_p_value is not None or self.min_effect is not None):
+            raise ValueError(f"`min_p_value` and `min_effect` are for ks and chi2, not "
+                             f"{self.test}")
+        if not p_test and self.max is None:
+            raise ValueError(f"`{self.test}` needs `max`")
+        return self
+
+
+class DriftSpec(Spec):
+    """Distribution shift between a reference dataset and a current one."""
+
+    reference: str = Field("reference", description="Dataset the current data is compared with.")
+    current: str = Field("current", description="Dataset checked for drift.")
+    correction: Correction = Field("benjamini_hochberg", description="Multiple-testing "
+                                   "correction of p-values across the columns of a rule.")
+    bins: int = Field(10, ge=2, le=100, description="Reference-quantile bins for PSI and "
+                      "Jensen-Shannon on numeric columns.")
+    prediction: bool = Field(False, description="Also test the candidate's scores (column "
+                             "`prediction`).")
+    target: bool = Field(False, description="Also test the target column (label drift).")
+    severity: Severity = Field("block", description="Default severity of drift checks.")
+    rules: tuple[DriftRule, ...] = Field(min_length=1, description="The rules.")
+
+
 class StatisticsSpec(Spec):
     """How intervals are computed, for every check that reports one."""
 
@@ -361,6 +416,7 @@ class Policy(Spec):
     schema_: SchemaSpec | None = Field(None, alias="schema", description="Data schema.")
     performance: PerformanceSpec | None = Field(None, description="Performance rules.")
     fairness: FairnessSpec | None = Field(None, description="Group fairness rules.")
+    drift: DriftSpec | None = Field(None, description="Drift rules.")
     statistics: StatisticsSpec = Field(default_factory=StatisticsSpec,
                                        description="Confidence intervals.")
 
@@ -778,10 +834,20 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
                                  + f"; datasets: {', '.join(datasets)}",
                                  where("schema", "datasets", index)))
 
-    if policy.schema_ is None and policy.performance is None and policy.fairness is None:
-        problems.append(("the policy defines no checks: add a `schema`, `performance` or "
-                         "`fairness` section (a gate with nothing to check would always pass)",
-                         where("mlcheck")))
+    if not any((policy.schema_, policy.performance, policy.fairness, policy.drift)):
+        problems.append(("the policy defines no checks: add a `schema`, `performance`, "
+                         "`fairness` or `drift` section (a gate with nothing to check would "
+                         "always pass)", where("mlcheck")))
+    if policy.drift:
+        for key in ("reference", "current"):
+            name = getattr(policy.drift, key)
+            if name not in datasets:
+                problems.append((f"unknown dataset '{name}'" + suggest(name, datasets)
+                                 + f"; datasets: {', '.join(datasets)}", where("drift", key)))
+        if policy.drift.prediction and (model is None or (model.black_box
+                                                           and not model.scores)):
+            problems.append(("`prediction: true` needs a model or black-box `scores`",
+                             where("drift", "prediction")))
     if policy.fairness:
         problems.extend(_fairness_fit(policy, datasets))
     if policy.statistics.resamples == 0:

@@ -80,6 +80,7 @@ def test_predictions_are_computed_once_per_model_and_dataset():
     assert context.model_calls == {
         ("candidate", "eval", "predict"): 1, ("candidate", "eval", "predict_proba"): 1,
         ("baseline", "eval", "predict"): 1, ("baseline", "eval", "predict_proba"): 1,
+        ("candidate", "reference", "predict_proba"): 1,  # prediction drift
     }
 
 

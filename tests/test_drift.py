@@ -1,0 +1,180 @@
+"""Drift checks: statistics equal scipy's, decisions hold at any sample size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+from scipy.spatial.distance import jensenshannon
+
+from mlcheck.checks.drift import ks, psi, quantile_bins, wasserstein
+from mlcheck.engine import evaluate
+
+RNG = np.random.default_rng(12)
+
+
+@pytest.mark.parametrize("case", ["continuous", "ties", "constant"])
+def test_numeric_statistics_equal_scipy(case):
+    ref, cur = RNG.normal(0, 1, 700), RNG.normal(0.3, 1.2, 400)
+    if case == "ties":
+        ref, cur = np.round(ref), np.round(cur)
+    if case == "constant":
+        ref, cur = np.full(300, 2.0), np.r_[np.full(250, 2.0), np.full(50, 3.0)]
+    ref, cur = np.sort(ref), np.sort(cur)
+    expected = sps.ks_2samp(ref, cur, method="asymp")
+    d, p = ks(ref, cur)
+    assert d == pytest.approx(expected.statistic, abs=1e-12)
+    assert p == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+    assert wasserstein(ref, cur) == pytest.approx(sps.wasserstein_distance(ref, cur), abs=1e-12)
+    _edges, r, c = quantile_bins(ref, cur, 10)
+    assert r.sum() == pytest.approx(1) and c.sum() == pytest.approx(1)
+    direct = sum((ci - ri) * np.log(ci / ri) for ri, ci in
+                 zip(np.maximum(r, 1e-4), np.maximum(c, 1e-4), strict=True))
+    assert psi(r, c) == pytest.approx(direct)
+
+
+def drift_policy(workspace, reference: pd.DataFrame, current: pd.DataFrame, rules: str,
+                 extra: str = "") -> str:
+    workspace.frame("reference.csv", reference)
+    workspace.frame("current.csv", current)
+    return workspace.policy(f"""
+        mlcheck: 1
+        name: drift
+        data: {{datasets: {{reference: reference.csv, current: current.csv}}}}
+        drift:
+          {extra}
+          rules:
+        {rules}
+        """)
+
+
+def by_id(result):
+    return {c.id: c for c in result.checks}
+
+
+def test_categorical_statistics_equal_scipy_with_categories_on_one_side(workspace):
+    reference = pd.DataFrame({"color": ["red"] * 50 + ["blue"] * 30 + ["green"] * 20})
+    current = pd.DataFrame({"color": ["red"] * 20 + ["blue"] * 30 + ["violet"] * 10})
+    path = drift_policy(workspace, reference, current, """
+            - {test: chi2, min_p_value: 0.05, min_effect: 0.0}
+            - {test: total_variation, max: 0.1}
+            - {test: jensen_shannon, max: 0.1}
+            - {test: psi, max: 0.2}
+            - {test: unseen_categories, max: 0.0}""")
+    checks = by_id(evaluate(path))
+    categories = ["blue", "green", "red", "violet"]
+    r = np.array([30, 20, 50, 0.0])
+    c = np.array([30, 0, 20, 10.0])
+    chi2, p, _, _ = sps.chi2_contingency(np.stack([r, c]), correction=False)
+    check = checks["drift/chi2[color]"]
+    assert check.evidence["statistic"] == pytest.approx(chi2)
+    assert check.evidence["p_value"] == pytest.approx(p)
+    assert check.evidence["bins"]["categories"] == categories
+    rs, cs = r / r.sum(), c / c.sum()
+    assert checks["drift/total_variation[color]"].value == pytest.approx(0.5 * abs(rs - cs).sum())
+    assert checks["drift/jensen_shannon[color]"].value == pytest.approx(jensenshannon(rs, cs,
+                                                                                     base=2))
+    unseen = checks["drift/unseen_categories[color]"]
+    assert unseen.value == pytest.approx(10 / 60) and unseen.evidence["unseen"] == ["violet"]
+    assert unseen.verdict == "fail"
+
+
+def test_missing_share_change_and_nans_are_left_out_of_the_statistics(workspace):
+    reference = pd.DataFrame({"x": np.r_[RNG.normal(size=95), [np.nan] * 5]})
+    current = pd.DataFrame({"x": np.r_[RNG.normal(size=80), [np.nan] * 20]})
+    path = drift_policy(workspace, reference, current, """
+            - {test: missing_share, max: 0.1}
+            - {test: ks, min_p_value: 0.01}""")
+    checks = by_id(evaluate(path))
+    assert checks["drift/missing_share[x]"].value == pytest.approx(0.15)
+    assert checks["drift/missing_share[x]"].verdict == "fail"
+    expected = sps.ks_2samp(reference["x"].dropna(), current["x"].dropna(), method="asymp")
+    assert checks["drift/ks[x]"].evidence["statistic"] == pytest.approx(expected.statistic)
+
+
+def columns(n: int, shift: float, seed: int, k: int = 10) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({f"x{i}": rng.normal(0, 1, n) for i in range(k)})
+    frame["x0"] += shift
+    return frame
+
+
+def test_an_injected_shift_is_caught_and_other_columns_are_not(workspace):
+    path = drift_policy(workspace, columns(2000, 0, 1), columns(2000, 0.5, 2), """
+            - {test: ks, min_p_value: 0.01}
+            - {test: psi, max: 0.2}
+            - {test: share_of_drifted_columns, max: 0.05}""")
+    checks = by_id(evaluate(path))
+    assert checks["drift/ks[x0]"].verdict == "fail"
+    assert {c.verdict for i, c in checks.items() if i.startswith("drift/ks[x") and
+            i != "drift/ks[x0]"} == {"pass"}
+    share = checks["drift/share_of_drifted_columns"]
+    assert share.value == pytest.approx(0.1) and share.verdict == "fail"
+    assert share.evidence["drifted"] == ["x0"]
+    ks0 = checks["drift/ks[x0]"].evidence
+    assert ks0["p_value_corrected"] >= ks0["p_value"]
+    assert ks0["correction"] == "benjamini_hochberg"
+
+
+def test_a_negligible_shift_on_a_large_sample_is_not_drift(workspace):
+    # 0.02 sigma on 200,000 rows: KS is significant, but the effect is tiny
+    path = drift_policy(workspace, columns(200_000, 0, 3, k=1), columns(200_000, 0.02, 4, k=1),
+                        "    - {test: ks, min_p_value: 0.01}")
+    check = evaluate(path).checks[0]
+    assert check.evidence["p_value_corrected"] < 0.01
+    assert check.evidence["effect"] < 0.1
+    assert check.verdict == "pass"
+    assert "no drift" in check.message
+
+
+def test_false_alarms_stay_at_or_below_the_nominal_rate(workspace):
+    """Under no shift, BH keeps the chance that a run alarms at most alpha (here 0.05)."""
+    from mlcheck.checks.drift import ks as ks_test
+
+    alarms = 0
+    runs = 300
+    for seed in range(runs):
+        rng = np.random.default_rng(seed)
+        p_values = [ks_test(np.sort(rng.normal(size=300)), np.sort(rng.normal(size=300)))[1]
+                    for _ in range(10)]
+        alarms += bool((sps.false_discovery_control(p_values, method="bh") < 0.05).any())
+    assert alarms / runs <= 0.05 + 0.02  # nominal rate, allowing for sampling noise
+
+
+def test_selection_errors_are_never_a_pass(workspace):
+    reference = pd.DataFrame({"x": RNG.normal(size=50), "c": ["a", "b"] * 25})
+    current = pd.DataFrame({"x": RNG.normal(size=50)})
+    path = drift_policy(workspace, reference, current, """
+            - {test: ks, min_p_value: 0.01, exclude: [x]}
+            - {test: chi2, min_p_value: 0.01}
+            - {test: psi, max: 0.2, columns: [nope]}""")
+    checks = by_id(evaluate(path))
+    assert checks["drift/ks"].verdict == "error"
+    assert "selects no column" in checks["drift/ks"].message
+    assert checks["drift/chi2[c]"].verdict == "error"
+    assert "column 'c' not found in dataset 'current'" in checks["drift/chi2[c]"].message
+    assert "column 'nope' not found in dataset 'reference'" in checks["drift/psi"].message
+
+
+def test_prediction_drift_on_an_unlabelled_batch(workspace):
+    from .conftest import binary_frame, fitted_logistic
+
+    reference = binary_frame(rows=1000, seed=1)
+    current = binary_frame(rows=1000, seed=2).drop(columns=["y"])
+    current["x1"] += 1.0
+    workspace.skops("model.skops", fitted_logistic(reference))
+    workspace.frame("reference.csv", reference)
+    workspace.frame("current.csv", current)
+    path = workspace.policy("""
+        mlcheck: 1
+        name: batch
+        model: {path: model.skops, task: binary_classification, features: [x1, x2]}
+        data: {target: y, datasets: {reference: reference.csv, current: current.csv}}
+        drift:
+          prediction: true
+          rules: [{test: psi, max: 0.2, columns: [prediction, x2]}]
+        """)
+    checks = by_id(evaluate(path))
+    assert checks["drift/psi[prediction]"].verdict == "fail"
+    assert checks["drift/psi[x2]"].verdict == "pass"
