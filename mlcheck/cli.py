@@ -5,6 +5,7 @@ Exit codes: 0 passed, 1 blocked, 2 the policy or an input could not be used.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -113,6 +114,33 @@ def validate(policy: Annotated[Path, typer.Argument(help="The policy YAML file."
     extra = f" (extends {', '.join(p for p, _ in sources[1:])})" if len(sources) > 1 else ""
     out.print(f"{escape(str(policy))}: valid policy '{escape(loaded.name)}'{escape(extra)}",
               soft_wrap=True)
+
+
+@app.command()
+def profile(
+    dataset: Annotated[Path, typer.Argument(help="A CSV or Parquet reference dataset.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the profile.")],
+    bins: Annotated[int, typer.Option(help="Reference-quantile bins (as drift.bins).")] = 10,
+) -> None:
+    """Store what drift checks need from a reference dataset, in a small JSON file."""
+    from mlcheck.checks.drift import make_profile
+    from mlcheck.subject import read_dataset
+
+    try:
+        check_output_paths(output, inputs=[dataset])
+        if not dataset.is_file():
+            raise MlcheckError(f"dataset not found: {dataset}")
+        if not 2 <= bins <= 100:
+            raise MlcheckError("--bins must be between 2 and 100")
+        content = dataset.read_bytes()
+        frame = read_dataset(dataset, name=dataset.name, content=content)
+        made = make_profile(frame, bins)
+        made["source"] = {"path": str(dataset), "sha256": hashlib.sha256(content).hexdigest()}
+        _write({output: json.dumps(made, indent=1) + "\n"})
+    except MlcheckError as exc:
+        raise _fail(exc) from None
+    out.print(f"profile of {len(made['columns'])} columns, {made['rows']:,} rows: "
+              f"{escape(str(output))}", soft_wrap=True)
 
 
 @app.command()

@@ -381,6 +381,9 @@ class DriftSpec(Spec):
     """Distribution shift between a reference dataset and a current one."""
 
     reference: str = Field("reference", description="Dataset the current data is compared with.")
+    reference_profile: str | None = Field(
+        None, description="A profile made by `mlcheck profile`, used instead of the "
+        "reference dataset (path relative to the policy file).")
     current: str = Field("current", description="Dataset checked for drift.")
     correction: Correction = Field("benjamini_hochberg", description="Multiple-testing "
                                    "correction of p-values across the columns of a rule.")
@@ -839,7 +842,7 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
                          "`fairness` or `drift` section (a gate with nothing to check would "
                          "always pass)", where("mlcheck")))
     if policy.drift:
-        for key in ("reference", "current"):
+        for key in ("current",) if policy.drift.reference_profile else ("reference", "current"):
             name = getattr(policy.drift, key)
             if name not in datasets:
                 problems.append((f"unknown dataset '{name}'" + suggest(name, datasets)

@@ -77,6 +77,20 @@ class LoadedDataset:
 
 
 @dataclass(frozen=True)
+class LoadedProfile:
+    """A reference profile written by `mlcheck profile`."""
+
+    artifact: Artifact
+    bins: int
+    rows: int
+    columns: dict[str, dict]
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.artifact.to_dict(), "rows": self.rows, "columns": len(self.columns),
+                "bins": self.bins}
+
+
+@dataclass(frozen=True)
 class Subject:
     """Everything a run evaluates, loaded and fingerprinted."""
 
@@ -84,6 +98,7 @@ class Subject:
     baseline: LoadedModel | None
     datasets: dict[str, LoadedDataset]
     positive_label: Any = None  # binary tasks: the target value counted as positive
+    profile: LoadedProfile | None = None  # a drift reference profile
 
     def describe(self, policy: Policy) -> dict[str, Any]:
         return {
@@ -93,6 +108,7 @@ class Subject:
             "model": self.model.describe() if self.model else None,
             "baseline": self.baseline.describe() if self.baseline else None,
             "datasets": {name: ds.describe() for name, ds in self.datasets.items()},
+            "reference_profile": self.profile.describe() if self.profile else None,
         }
 
 
@@ -119,7 +135,11 @@ def load_subject(policy: Policy, *, trust_model: bool = False) -> Subject:
         if policy.model.baseline is not None:
             baseline = _load_model(policy.model.baseline, "baseline", base, trust_model,
                                    policy, ("model", "baseline"))
-    subject = Subject(model, baseline, datasets)
+    profile = None
+    if policy.drift and policy.drift.reference_profile:
+        profile = load_profile(base / policy.drift.reference_profile,
+                               policy.origin.locate("drift", "reference_profile"))
+    subject = Subject(model, baseline, datasets, profile=profile)
     _check_columns(policy, subject)
     return dataclasses.replace(subject, positive_label=_check_target(policy, subject))
 
@@ -140,6 +160,23 @@ def _check_pin(artifact: Artifact, expected: str | None, what: str, where: Any) 
         raise InputError(
             f"{what}: SHA-256 mismatch for {artifact.path}: the policy pins {expected.lower()}, "
             f"the file has {artifact.sha256}. Nothing was loaded.", where)
+
+
+def load_profile(path: Path, where: Any = None) -> LoadedProfile:
+    """Read and fingerprint a reference profile (JSON written by `mlcheck profile`)."""
+    import json
+
+    if not path.is_file():
+        raise InputError(f"reference profile not found: {display_path(path)}", where)
+    content = path.read_bytes()
+    artifact = Artifact(display_path(path), hashlib.sha256(content).hexdigest(), len(content))
+    try:
+        data = json.loads(content)
+        if data.get("mlcheck_profile") != 1:
+            raise ValueError(f"unknown profile version {data.get('mlcheck_profile')!r}")
+        return LoadedProfile(artifact, int(data["bins"]), int(data["rows"]), data["columns"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"{artifact.path} is not an mlcheck profile: {exc}", where) from None
 
 
 def read_dataset(path: Path, fmt: str | None = None, *, name: str = "dataset",
@@ -323,6 +360,8 @@ def input_files(policy: Policy) -> list[Path]:
     """Files a run reads (policy and bases, datasets, model files): never to be overwritten."""
     files = [Path(p) for p, _ in policy.origin.sources]
     files += [policy.base_dir / d.path for d in policy.data.datasets.values()]
+    if policy.drift and policy.drift.reference_profile:
+        files.append(policy.base_dir / policy.drift.reference_profile)
     for source in (policy.model, policy.model and policy.model.baseline):
         if source is not None and source.path:
             files.append(policy.base_dir / source.path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -178,3 +180,69 @@ def test_prediction_drift_on_an_unlabelled_batch(workspace):
     checks = by_id(evaluate(path))
     assert checks["drift/psi[prediction]"].verdict == "fail"
     assert checks["drift/psi[x2]"].verdict == "pass"
+
+
+ADULT = Path(__file__).resolve().parents[1] / "examples" / "adult" / "data"
+ADULT_RULES = """
+          rules:
+            - {test: ks, min_p_value: 0.01}
+            - {test: psi, max: 0.2}
+            - {test: wasserstein, max: 0.1}
+            - {test: jensen_shannon, max: 0.1}
+            - {test: chi2, min_p_value: 0.01}
+            - {test: missing_share, max: 0.05}
+"""
+
+
+def adult_policy(workspace, name: str, extra: str = "") -> Path:
+    return workspace.policy(f"""
+        mlcheck: 1
+        name: adult-drift
+        data:
+          datasets:
+            reference: {ADULT / "adult-train.csv.gz"}
+            current: {ADULT / "adult-test.csv.gz"}
+        drift:
+          {extra}
+        {ADULT_RULES}
+        """, name)
+
+
+def test_a_profile_gives_the_results_of_the_raw_reference(workspace):
+    from typer.testing import CliRunner
+
+    from mlcheck.cli import app
+
+    done = CliRunner().invoke(app, ["profile", str(ADULT / "adult-train.csv.gz"), "-o",
+                                    "train.profile.json"])
+    assert done.exit_code == 0, done.output
+    assert "profile of 15 columns, 32,561 rows" in done.output
+    raw = by_id(evaluate(adult_policy(workspace, "raw.yaml")))
+    profiled = evaluate(adult_policy(workspace, "profiled.yaml",
+                                     "reference_profile: train.profile.json"))
+    assert profiled.subject["reference_profile"]["rows"] == 32561
+    tolerance = {"ks": 0.002, "wasserstein": 0.01, "psi": 1e-12, "jensen_shannon": 1e-12,
+                 "chi2": 1e-9, "missing_share": 1e-12}  # documented in docs/policy.md
+    for check in profiled.checks:
+        expected = raw[check.id]
+        test = check.id.split("/")[1].split("[")[0]
+        got = check.evidence.get("statistic", check.value)
+        want = expected.evidence.get("statistic", expected.value)
+        assert got == pytest.approx(want, abs=tolerance[test] * max(1, abs(want))), check.id
+        assert check.verdict == expected.verdict, check.id
+
+
+def test_profile_mismatches_are_clear_errors(workspace):
+    from mlcheck.checks.drift import make_profile
+    from mlcheck.errors import InputError
+
+    frame = pd.DataFrame({"x": RNG.normal(size=100)})
+    workspace.write("p.json", __import__("json").dumps(make_profile(frame, bins=5)))
+    reference = pd.DataFrame({"x": RNG.normal(size=100), "y": RNG.normal(size=100)})
+    path = drift_policy(workspace, reference, reference, "    - {test: psi, max: 0.2}",
+                        extra="reference_profile: p.json")
+    checks = by_id(evaluate(path))
+    assert "made with 5 bins; the policy asks for 10" in checks["drift/psi[x]"].message
+    workspace.write("p.json", '{"hello": 1}')
+    with pytest.raises(InputError, match="is not an mlcheck profile"):
+        evaluate(path)

@@ -40,8 +40,50 @@ class Sample:
     numeric: bool
     rows: int
     missing: int
-    values: np.ndarray | None = None  # sorted, numeric only
+    values: np.ndarray | None = None  # sorted (or a profile's quantile sketch), numeric only
     counts: dict[Any, int] = field(default_factory=dict)  # categorical only
+    size: int | None = None  # values behind `values` (differs for a sketch)
+    spread: float | None = None  # standard deviation (stored in a profile)
+    bins: tuple | None = None  # (inner edges, shares) stored in a profile
+
+    @classmethod
+    def from_profile(cls, column: dict) -> Sample:
+        if column["kind"] == "numeric":
+            return cls(True, column["rows"], column["missing"],
+                       np.asarray(column["quantiles"], dtype=float), size=column["values"],
+                       spread=column["std"], bins=(np.asarray(column["edges"]),
+                                                   np.asarray(column["shares"])))
+        return cls(False, column["rows"], column["missing"], counts=column["counts"])
+
+
+SKETCH_POINTS = 1001  # quantiles kept per numeric column in a profile (every 0.1%)
+PROFILE_VERSION = 1
+
+
+def make_profile(frame: pd.DataFrame, bins: int = 10) -> dict[str, Any]:
+    """What drift needs from a reference dataset, per column: missing share, and either a
+    quantile sketch with the reference-quantile bins and the spread (numeric) or the
+    category counts. A production batch is then compared with this small file."""
+    columns = {}
+    for name in frame.columns:
+        series = frame[name]
+        present = series.dropna()
+        base = {"rows": len(series), "missing": int(series.isna().sum())}
+        numeric = pd.api.types.is_numeric_dtype(series) and not \
+            pd.api.types.is_bool_dtype(series)
+        if numeric and len(present):
+            values = np.sort(present.to_numpy(dtype=float))
+            edges, shares, _ = quantile_bins(values, values[:1], bins)
+            columns[str(name)] = {**base, "kind": "numeric", "values": len(values),
+                                  "std": float(np.std(values)),
+                                  "quantiles": np.quantile(
+                                      values, np.linspace(0, 1, SKETCH_POINTS)).tolist(),
+                                  "edges": edges.tolist(), "shares": shares.tolist()}
+        else:
+            columns[str(name)] = {**base, "kind": "categorical", "counts": {
+                str(k): int(v) for k, v in present.astype(str).value_counts().items()}}
+    return {"mlcheck_profile": PROFILE_VERSION, "bins": bins, "rows": len(frame),
+            "columns": columns}
 
 
 def compile_checks(policy: Policy, context: Context) -> list[Check]:
@@ -88,8 +130,10 @@ def select_columns(rule: DriftRule, spec: DriftSpec, context: Context) -> list[s
     `target: true`, the model's scores with `prediction: true`), minus exclusions, and of
     the kind the test applies to (numeric or categorical)."""
     target = context.policy.data.target
+    profile = context.subject.profile
     if rule.columns == "all":
-        names = [c for c in context.frame(spec.reference).columns if c != target]
+        source = profile.columns if profile is not None else context.frame(spec.reference).columns
+        names = [c for c in source if c != target]
         if spec.target and target:
             names.append(target)
         if spec.prediction:
@@ -97,8 +141,12 @@ def select_columns(rule: DriftRule, spec: DriftSpec, context: Context) -> list[s
     else:
         names = list(rule.columns)
     names = [c for c in names if c not in rule.exclude]
-    for column in names:
-        _column_values(context, spec.reference, column)  # missing on a side: a clear error
+    for column in names:  # missing on a side: a clear error
+        if profile is None:
+            _column_values(context, spec.reference, column)
+        elif column not in profile.columns and column != PREDICTION:
+            raise CheckError(f"column '{column}' is not in the reference profile "
+                             f"{profile.artifact.path}")
     return [c for c in names if rule.test in (
         NUMERIC_TESTS if _is_numeric(context, spec, c) else CATEGORICAL_TESTS)]
 
@@ -120,7 +168,10 @@ def _column_values(context: Context, dataset: str, column: str) -> pd.Series:
 def _is_numeric(context: Context, spec: DriftSpec, column: str) -> bool:
     if column == PREDICTION:
         return True
-    frame = context.frame(spec.reference)
+    profile = context.subject.profile
+    if profile is not None and column in profile.columns:
+        return profile.columns[column]["kind"] == "numeric"
+    frame = context.frame(spec.reference if profile is None else spec.current)
     return pd.api.types.is_numeric_dtype(frame[column]) and not \
         pd.api.types.is_bool_dtype(frame[column])
 
@@ -130,6 +181,15 @@ def sample(context: Context, spec: DriftSpec, side: str, column: str) -> Sample:
     dataset = getattr(spec, side)
 
     def build() -> Sample:
+        profile = context.subject.profile if side == "reference" else None
+        if profile is not None:
+            if column not in profile.columns:
+                raise CheckError(f"column '{column}' is not in the reference profile "
+                                 f"{profile.artifact.path}")
+            if profile.bins != spec.bins:
+                raise CheckError(f"the reference profile was made with {profile.bins} bins; "
+                                 f"the policy asks for {spec.bins}")
+            return Sample.from_profile(profile.columns[column])
         series = _column_values(context, dataset, column)
         missing = int(series.isna().sum())
         present = series.dropna()
@@ -138,25 +198,27 @@ def sample(context: Context, spec: DriftSpec, side: str, column: str) -> Sample:
         return Sample(False, len(series), missing,
                       counts=present.astype(str).value_counts(sort=False).to_dict())
 
-    return context.memo(("drift-sample", dataset, column), build)
+    return context.memo(("drift-sample", side, dataset, column), build)
 
 
 # --------------------------------------------------------------------- statistics
 
 
-def ks(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+def ks(ref: np.ndarray, cur: np.ndarray, ref_size: int | None = None) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov statistic and asymptotic two-sided p-value, from
-    sorted samples (the same as scipy's ks_2samp with method='asymp')."""
+    sorted samples (the same as scipy's ks_2samp with method='asymp'). `ref_size`: the
+    number of values behind `ref` when it is a quantile sketch."""
     both = np.concatenate([ref, cur])
     d = float(np.max(np.abs(np.searchsorted(ref, both, "right") / len(ref)
                             - np.searchsorted(cur, both, "right") / len(cur))))
-    en = len(ref) * len(cur) / (len(ref) + len(cur))
+    n_ref = ref_size or len(ref)
+    en = n_ref * len(cur) / (n_ref + len(cur))
     return d, float(np.clip(sps.kstwo.sf(d, np.round(en)), 0, 1))
 
 
 def wasserstein(ref: np.ndarray, cur: np.ndarray) -> float:
     """First Wasserstein distance between two sorted samples (as scipy computes it)."""
-    both = np.sort(np.concatenate([ref, cur]))
+    both = np.sort(np.concatenate([ref, cur]), kind="stable")  # two sorted runs: a merge
     deltas = np.diff(both)
     cdf_ref = np.searchsorted(ref, both[:-1], "right") / len(ref)
     cdf_cur = np.searchsorted(cur, both[:-1], "right") / len(cur)
@@ -191,10 +253,14 @@ def _distributions(context: Context, spec: DriftSpec, column: str) -> dict[str, 
             r, c = ref.values, cur.values
             if len(r) == 0 or len(c) == 0:
                 raise CheckError(f"column '{column}' has no values on one side")
-            out["ks"], out["ks_p"] = ks(r, c)
-            spread = float(np.std(r))
+            out["ks"], out["ks_p"] = ks(r, c, ref.size)
+            spread = ref.spread if ref.spread is not None else float(np.std(r))
             out["wasserstein"] = wasserstein(r, c) / (spread if spread > 0 else 1.0)
-            edges, r_share, c_share = quantile_bins(r, c, spec.bins)
+            if ref.bins is not None:  # a profile: its exact reference-quantile bins
+                edges, r_share = ref.bins
+                c_share = np.diff(np.r_[0, np.searchsorted(c, edges, "right"), len(c)]) / len(c)
+            else:
+                edges, r_share, c_share = quantile_bins(r, c, spec.bins)
             out["bins"] = {"edges": edges.tolist(), "reference": r_share.tolist(),
                            "current": c_share.tolist()}
         else:
