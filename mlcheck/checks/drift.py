@@ -204,25 +204,36 @@ def sample(context: Context, spec: DriftSpec, side: str, column: str) -> Sample:
 # --------------------------------------------------------------------- statistics
 
 
-def ks(ref: np.ndarray, cur: np.ndarray, ref_size: int | None = None) -> tuple[float, float]:
-    """Two-sample Kolmogorov-Smirnov statistic and asymptotic two-sided p-value, from
-    sorted samples (the same as scipy's ks_2samp with method='asymp'). `ref_size`: the
+def ks_and_wasserstein(ref: np.ndarray, cur: np.ndarray, ref_size: int | None = None
+                       ) -> tuple[float, float, float]:
+    """KS statistic, its asymptotic two-sided p-value (as scipy's ks_2samp with
+    method='asymp') and the first Wasserstein distance, from one merge of the two sorted
+    samples: both read the gap between the two distribution functions. `ref_size`: the
     number of values behind `ref` when it is a quantile sketch."""
-    both = np.concatenate([ref, cur])
-    d = float(np.max(np.abs(np.searchsorted(ref, both, "right") / len(ref)
-                            - np.searchsorted(cur, both, "right") / len(cur))))
+    merged_order = np.argsort(np.concatenate([ref, cur]), kind="stable")  # merges two runs
+    values = np.concatenate([ref, cur])[merged_order]
+    from_ref = merged_order < len(ref)
+    cdf_ref = np.cumsum(from_ref) / len(ref)
+    cdf_cur = np.cumsum(~from_ref) / len(cur)
+    last_of_tie = np.r_[values[1:] != values[:-1], True]  # evaluate after each tied block
+    gap = np.abs(cdf_ref - cdf_cur)[last_of_tie]
+    d = float(gap.max())
+    distinct = values[last_of_tie]
+    w = float(np.sum(gap[:-1] * np.diff(distinct)))
     n_ref = ref_size or len(ref)
     en = n_ref * len(cur) / (n_ref + len(cur))
-    return d, float(np.clip(sps.kstwo.sf(d, np.round(en)), 0, 1))
+    return d, float(np.clip(sps.kstwo.sf(d, np.round(en)), 0, 1)), w
+
+
+def ks(ref: np.ndarray, cur: np.ndarray, ref_size: int | None = None) -> tuple[float, float]:
+    """Two-sample KS statistic and asymptotic p-value from sorted samples."""
+    d, p, _ = ks_and_wasserstein(ref, cur, ref_size)
+    return d, p
 
 
 def wasserstein(ref: np.ndarray, cur: np.ndarray) -> float:
     """First Wasserstein distance between two sorted samples (as scipy computes it)."""
-    both = np.sort(np.concatenate([ref, cur]), kind="stable")  # two sorted runs: a merge
-    deltas = np.diff(both)
-    cdf_ref = np.searchsorted(ref, both[:-1], "right") / len(ref)
-    cdf_cur = np.searchsorted(cur, both[:-1], "right") / len(cur)
-    return float(np.sum(np.abs(cdf_ref - cdf_cur) * deltas))
+    return ks_and_wasserstein(ref, cur)[2]
 
 
 def quantile_bins(ref: np.ndarray, cur: np.ndarray, bins: int) -> tuple[np.ndarray, ...]:
@@ -253,9 +264,9 @@ def _distributions(context: Context, spec: DriftSpec, column: str) -> dict[str, 
             r, c = ref.values, cur.values
             if len(r) == 0 or len(c) == 0:
                 raise CheckError(f"column '{column}' has no values on one side")
-            out["ks"], out["ks_p"] = ks(r, c, ref.size)
+            out["ks"], out["ks_p"], distance = ks_and_wasserstein(r, c, ref.size)
             spread = ref.spread if ref.spread is not None else float(np.std(r))
-            out["wasserstein"] = wasserstein(r, c) / (spread if spread > 0 else 1.0)
+            out["wasserstein"] = distance / (spread if spread > 0 else 1.0)
             if ref.bins is not None:  # a profile: its exact reference-quantile bins
                 edges, r_share = ref.bins
                 c_share = np.diff(np.r_[0, np.searchsorted(c, edges, "right"), len(c)]) / len(c)
