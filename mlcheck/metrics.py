@@ -13,9 +13,26 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-from sklearn import metrics as skm
 
 from mlcheck import stats
+
+
+class _LazyMetrics:
+    """scikit-learn's metrics, imported on first use: a run without performance or
+    fairness rules (drift only, schema only) does not pay for importing them."""
+
+    def __getattr__(self, name: str):
+        from sklearn import metrics
+
+        return getattr(metrics, name)
+
+
+skm = _LazyMetrics()
+
+
+def _sk(name: str) -> Callable[..., float]:
+    """A scikit-learn metric by name, looked up when it is called."""
+    return lambda *args, **kwargs: getattr(skm, name)(*args, **kwargs)
 
 BINARY = "binary_classification"
 MULTICLASS = "multiclass_classification"
@@ -107,15 +124,15 @@ _nan = float("nan")
 
 _DEFINITIONS = [
     Metric("accuracy", _CLASSIFICATION, "labels", True,
-           _labels(skm.accuracy_score), "share of correct predictions"),
+           _labels(_sk("accuracy_score")), "share of correct predictions"),
     Metric("balanced_accuracy", _CLASSIFICATION, "labels", True,
-           _labels(skm.balanced_accuracy_score), "mean recall over classes"),
+           _labels(_sk("balanced_accuracy_score")), "mean recall over classes"),
     Metric("precision", _BINARY_ONLY, "labels", True,
-           _binary(skm.precision_score, zero_division=_nan), "positive predictive value"),
+           _binary(_sk("precision_score"), zero_division=_nan), "positive predictive value"),
     Metric("recall", _BINARY_ONLY, "labels", True,
-           _binary(skm.recall_score, zero_division=_nan), "true positive rate"),
+           _binary(_sk("recall_score"), zero_division=_nan), "true positive rate"),
     Metric("f1", _BINARY_ONLY, "labels", True,
-           _binary(skm.f1_score, zero_division=_nan), "harmonic mean of precision and recall"),
+           _binary(_sk("f1_score"), zero_division=_nan), "harmonic mean of precision and recall"),
     Metric("roc_auc", _BINARY_ONLY, "scores", True, _roc_auc,
            "area under the ROC curve"),
     Metric("average_precision", _BINARY_ONLY, "scores", True,
@@ -136,21 +153,21 @@ _DEFINITIONS = [
            partial(_roc_auc, multi_class="ovo", average="macro"),
            "one-vs-one ROC AUC, macro average"),
     Metric("mae", _REGRESSION_ONLY, "scores", False,
-           _regression(skm.mean_absolute_error), "mean absolute error"),
+           _regression(_sk("mean_absolute_error")), "mean absolute error"),
     Metric("mse", _REGRESSION_ONLY, "scores", False,
-           _regression(skm.mean_squared_error), "mean squared error"),
+           _regression(_sk("mean_squared_error")), "mean squared error"),
     Metric("rmse", _REGRESSION_ONLY, "scores", False,
-           _regression(skm.root_mean_squared_error), "root mean squared error"),
-    Metric("r2", _REGRESSION_ONLY, "scores", True, _regression(skm.r2_score),
+           _regression(_sk("root_mean_squared_error")), "root mean squared error"),
+    Metric("r2", _REGRESSION_ONLY, "scores", True, _regression(_sk("r2_score")),
            "coefficient of determination"),
     Metric("mape", _REGRESSION_ONLY, "scores", False,
-           _regression(skm.mean_absolute_percentage_error),
+           _regression(_sk("mean_absolute_percentage_error")),
            "mean absolute percentage error (a fraction, 0.1 = 10%)"),
 ]
 for _base, _fn, _what in [
-    ("precision", skm.precision_score, "precision"),
-    ("recall", skm.recall_score, "recall"),
-    ("f1", skm.f1_score, "F1"),
+    ("precision", _sk("precision_score"), "precision"),
+    ("recall", _sk("recall_score"), "recall"),
+    ("f1", _sk("f1_score"), "F1"),
 ]:
     for _average in ("macro", "weighted"):
         _DEFINITIONS.append(

@@ -10,6 +10,9 @@ tests compare every statistic with scipy.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,9 +179,46 @@ def _is_numeric(context: Context, spec: DriftSpec, column: str) -> bool:
         pd.api.types.is_bool_dtype(frame[column])
 
 
+def _prepare(series: pd.Series, numeric: bool) -> Sample:
+    """Sort (numeric) or count (categorical) one column's values."""
+    missing = int(series.isna().sum())
+    present = series.dropna()
+    if numeric:
+        return Sample(True, len(series), missing, np.sort(present.to_numpy(dtype=float)))
+    return Sample(False, len(series), missing,
+                  counts=present.astype(str).value_counts(sort=False).to_dict())
+
+
+def _prefetch(context: Context, spec: DriftSpec) -> None:
+    """Prepare every data column the section tests, on all cores at once (numpy's sort
+    releases the GIL), before the first statistic is computed."""
+    key = ("drift-prefetch", spec.reference, spec.current)
+    done = context.__dict__.setdefault("_drift_prefetched", set())
+    if key in done:
+        return
+    done.add(key)
+    columns = set()
+    for rule in spec.rules:
+        if rule.test not in DATASET_TESTS:
+            with contextlib.suppress(CheckError):  # the rule's own check reports it
+                columns.update(select_columns(rule, spec, context))
+    jobs = []
+    for side in ("reference", "current"):
+        if side == "reference" and context.subject.profile is not None:
+            continue
+        frame = context.frame(getattr(spec, side))
+        jobs += [(side, c, frame[c], _is_numeric(context, spec, c))
+                 for c in sorted(columns) if c != PREDICTION and c in frame.columns]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        prepared = list(pool.map(lambda job: _prepare(job[2], job[3]), jobs))
+    for (side, column, _, _), found in zip(jobs, prepared, strict=True):
+        context.memo(("drift-sample", side, getattr(spec, side), column), lambda f=found: f)
+
+
 def sample(context: Context, spec: DriftSpec, side: str, column: str) -> Sample:
     """A column on one side, prepared once per run (sorted, or counted)."""
     dataset = getattr(spec, side)
+    _prefetch(context, spec)
 
     def build() -> Sample:
         profile = context.subject.profile if side == "reference" else None
@@ -190,13 +230,8 @@ def sample(context: Context, spec: DriftSpec, side: str, column: str) -> Sample:
                 raise CheckError(f"the reference profile was made with {profile.bins} bins; "
                                  f"the policy asks for {spec.bins}")
             return Sample.from_profile(profile.columns[column])
-        series = _column_values(context, dataset, column)
-        missing = int(series.isna().sum())
-        present = series.dropna()
-        if _is_numeric(context, spec, column):
-            return Sample(True, len(series), missing, np.sort(present.to_numpy(dtype=float)))
-        return Sample(False, len(series), missing,
-                      counts=present.astype(str).value_counts(sort=False).to_dict())
+        return _prepare(_column_values(context, dataset, column),
+                        _is_numeric(context, spec, column))
 
     return context.memo(("drift-sample", side, dataset, column), build)
 
@@ -252,57 +287,59 @@ def psi(ref_share: np.ndarray, cur_share: np.ndarray) -> float:
 
 def _distributions(context: Context, spec: DriftSpec, column: str) -> dict[str, Any]:
     """Every statistic of one column, computed once per run."""
+    return context.memo(("drift", spec.reference, spec.current, column, spec.bins),
+                        lambda: statistics(sample(context, spec, "reference", column),
+                                           sample(context, spec, "current", column),
+                                           spec.bins, column))
 
-    def build() -> dict[str, Any]:
-        ref = sample(context, spec, "reference", column)
-        cur = sample(context, spec, "current", column)
-        out: dict[str, Any] = {
-            "missing_share": abs(cur.missing / max(cur.rows, 1) - ref.missing / max(ref.rows, 1)),
-            "reference_rows": ref.rows, "current_rows": cur.rows,
-        }
-        if ref.numeric:
-            r, c = ref.values, cur.values
-            if len(r) == 0 or len(c) == 0:
-                raise CheckError(f"column '{column}' has no values on one side")
-            out["ks"], out["ks_p"], distance = ks_and_wasserstein(r, c, ref.size)
-            spread = ref.spread if ref.spread is not None else float(np.std(r))
-            out["wasserstein"] = distance / (spread if spread > 0 else 1.0)
-            if ref.bins is not None:  # a profile: its exact reference-quantile bins
-                edges, r_share = ref.bins
-                c_share = np.diff(np.r_[0, np.searchsorted(c, edges, "right"), len(c)]) / len(c)
-            else:
-                edges, r_share, c_share = quantile_bins(r, c, spec.bins)
-            out["bins"] = {"edges": edges.tolist(), "reference": r_share.tolist(),
-                           "current": c_share.tolist()}
+
+def statistics(ref: Sample, cur: Sample, bins: int, column: str) -> dict[str, Any]:
+    """Every drift statistic of one column from its two prepared samples."""
+    out: dict[str, Any] = {
+        "missing_share": abs(cur.missing / max(cur.rows, 1) - ref.missing / max(ref.rows, 1)),
+        "reference_rows": ref.rows, "current_rows": cur.rows,
+    }
+    if ref.numeric:
+        r, c = ref.values, cur.values
+        if len(r) == 0 or len(c) == 0:
+            raise CheckError(f"column '{column}' has no values on one side")
+        out["ks"], out["ks_p"], distance = ks_and_wasserstein(r, c, ref.size)
+        spread = ref.spread if ref.spread is not None else float(np.std(r))
+        out["wasserstein"] = distance / (spread if spread > 0 else 1.0)
+        if ref.bins is not None:  # a profile: its exact reference-quantile bins
+            edges, r_share = ref.bins
+            c_share = np.diff(np.r_[0, np.searchsorted(c, edges, "right"), len(c)]) / len(c)
         else:
-            categories = sorted(set(ref.counts) | set(cur.counts))
-            r_counts = np.array([ref.counts.get(k, 0) for k in categories], dtype=float)
-            c_counts = np.array([cur.counts.get(k, 0) for k in categories], dtype=float)
-            if r_counts.sum() == 0 or c_counts.sum() == 0:
-                raise CheckError(f"column '{column}' has no values on one side")
-            r_share, c_share = r_counts / r_counts.sum(), c_counts / c_counts.sum()
-            table = np.stack([r_counts, c_counts])
-            table = table[:, table.sum(axis=0) > 0]
-            if table.shape[1] > 1:
-                chi2, p, _, _ = sps.chi2_contingency(table, correction=False)
-                n = table.sum()
-                out["chi2"], out["chi2_p"] = float(chi2), float(p)
-                out["cramers_v"] = float(np.sqrt(chi2 / n))  # 2 rows: min(r, c) - 1 = 1
-            else:
-                out["chi2"], out["chi2_p"], out["cramers_v"] = 0.0, 1.0, 0.0
-            out["total_variation"] = float(0.5 * np.abs(r_share - c_share).sum())
-            unseen = [k for k in categories if ref.counts.get(k, 0) == 0]
-            out["unseen_categories"] = float(sum(cur.counts.get(k, 0) for k in unseen)
-                                             / c_counts.sum())
-            out["unseen"] = unseen[:20]
-            out["bins"] = {"categories": categories[:50], "reference": r_share[:50].tolist(),
-                           "current": c_share[:50].tolist()}
-        out["psi"] = psi(np.array(out["bins"]["reference"]), np.array(out["bins"]["current"]))
-        out["jensen_shannon"] = float(jensenshannon(out["bins"]["reference"],
-                                                    out["bins"]["current"], base=2))
-        return out
-
-    return context.memo(("drift", spec.reference, spec.current, column, spec.bins), build)
+            edges, r_share, c_share = quantile_bins(r, c, bins)
+        out["bins"] = {"edges": edges.tolist(), "reference": r_share.tolist(),
+                       "current": c_share.tolist()}
+    else:
+        categories = sorted(set(ref.counts) | set(cur.counts))
+        r_counts = np.array([ref.counts.get(k, 0) for k in categories], dtype=float)
+        c_counts = np.array([cur.counts.get(k, 0) for k in categories], dtype=float)
+        if r_counts.sum() == 0 or c_counts.sum() == 0:
+            raise CheckError(f"column '{column}' has no values on one side")
+        r_share, c_share = r_counts / r_counts.sum(), c_counts / c_counts.sum()
+        table = np.stack([r_counts, c_counts])
+        table = table[:, table.sum(axis=0) > 0]
+        if table.shape[1] > 1:
+            chi2, p, _, _ = sps.chi2_contingency(table, correction=False)
+            n = table.sum()
+            out["chi2"], out["chi2_p"] = float(chi2), float(p)
+            out["cramers_v"] = float(np.sqrt(chi2 / n))  # 2 rows: min(r, c) - 1 = 1
+        else:
+            out["chi2"], out["chi2_p"], out["cramers_v"] = 0.0, 1.0, 0.0
+        out["total_variation"] = float(0.5 * np.abs(r_share - c_share).sum())
+        unseen = [k for k in categories if ref.counts.get(k, 0) == 0]
+        out["unseen_categories"] = float(sum(cur.counts.get(k, 0) for k in unseen)
+                                         / c_counts.sum())
+        out["unseen"] = unseen[:20]
+        out["bins"] = {"categories": categories[:50], "reference": r_share[:50].tolist(),
+                       "current": c_share[:50].tolist()}
+    out["psi"] = psi(np.array(out["bins"]["reference"]), np.array(out["bins"]["current"]))
+    out["jensen_shannon"] = float(jensenshannon(out["bins"]["reference"],
+                                                out["bins"]["current"], base=2))
+    return out
 
 
 def corrected_p_values(rule: DriftRule, spec: DriftSpec, context: Context) -> dict[str, float]:

@@ -17,7 +17,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 
 from mlcheck.checks import Check, Outcome, bounds_text, doubt, interval_text, judge
 from mlcheck.checks.performance import _label
@@ -97,6 +96,8 @@ def group_rates(context: Context, dataset: str, found: Groups) -> dict[str, Grou
         counts = context.bootstrap_counts(dataset)
         samples = None
         if counts is not None:
+            from scipy import sparse
+
             indicator = sparse.csr_matrix((np.ones(len(cells), np.float32),
                                            (np.arange(len(cells)), cells)),
                                           shape=(len(cells), n_cells))

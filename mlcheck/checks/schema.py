@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-import pandera.pandas as pa
-from pandera.errors import SchemaErrorReason
 
 from mlcheck.checks import Check, Outcome
 from mlcheck.context import Context
@@ -18,12 +16,19 @@ from mlcheck.errors import CheckError
 from mlcheck.policy import ColumnSpec, Policy
 
 MAX_EXAMPLES = 5
-_CHECKS = {  # policy key -> pandera built-in check
-    "ge": pa.Check.ge, "gt": pa.Check.gt, "le": pa.Check.le, "lt": pa.Check.lt,
-    "isin": lambda v: pa.Check.isin(list(v)), "notin": lambda v: pa.Check.notin(list(v)),
-    "regex": pa.Check.str_matches, "min_length": lambda v: pa.Check.str_length(min_value=v),
-    "max_length": lambda v: pa.Check.str_length(max_value=v),
-}
+
+
+def _pandera_check(key: str, value: Any) -> Any:
+    """The pandera built-in check for a policy key (pandera is imported when used)."""
+    import pandera.pandas as pa
+
+    return {
+        "ge": pa.Check.ge, "gt": pa.Check.gt, "le": pa.Check.le, "lt": pa.Check.lt,
+        "isin": lambda v: pa.Check.isin(list(v)), "notin": lambda v: pa.Check.notin(list(v)),
+        "regex": pa.Check.str_matches,
+        "min_length": lambda v: pa.Check.str_length(min_value=v),
+        "max_length": lambda v: pa.Check.str_length(max_value=v),
+    }[key](value)
 STRICT_ID = "schema/strict"
 
 
@@ -54,14 +59,16 @@ def compile_checks(policy: Policy, context: Context) -> list[Check]:
     return checks
 
 
-def build_schema(policy: Policy) -> pa.DataFrameSchema:
-    """The pandera schema for the policy's `schema` section."""
+def build_schema(policy: Policy) -> Any:
+    """The pandera schema (DataFrameSchema) for the policy's `schema` section."""
+    import pandera.pandas as pa
+
     spec = policy.schema_
     columns = {}
     for name, col in spec.columns.items():
         given = col.checks.model_dump(exclude_none=True)
         columns[name] = pa.Column(
-            col.dtype, checks=[_CHECKS[key](value) for key, value in given.items()],
+            col.dtype, checks=[_pandera_check(key, value) for key, value in given.items()],
             nullable=col.nullable, unique=col.unique, required=col.required, name=name,
         )
     return pa.DataFrameSchema(columns, strict=spec.strict)
@@ -74,6 +81,9 @@ def failure_cases(context: Context, dataset: str) -> tuple[pd.DataFrame, pd.Data
     is kept apart: its column's check becomes an `error`, never a counted failure."""
 
     def validate() -> tuple[pd.DataFrame, pd.DataFrame]:
+        import pandera.pandas as pa
+        from pandera.errors import SchemaErrorReason
+
         try:
             build_schema(context.policy).validate(context.frame(dataset), lazy=True)
         except pa.errors.SchemaErrors as exc:
