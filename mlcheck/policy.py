@@ -389,6 +389,8 @@ class DriftSpec(Spec):
                                    "correction of p-values across the columns of a rule.")
     bins: int = Field(10, ge=2, le=100, description="Reference-quantile bins for PSI and "
                       "Jensen-Shannon on numeric columns.")
+    min_rows: int = Field(100, ge=1, description="Fewer non-missing values on either side: "
+                          "the column's checks are inconclusive.")
     prediction: bool = Field(False, description="Also test the candidate's scores (column "
                              "`prediction`).")
     target: bool = Field(False, description="Also test the target column (label drift).")

@@ -63,7 +63,7 @@ def test_categorical_statistics_equal_scipy_with_categories_on_one_side(workspac
             - {test: total_variation, max: 0.1}
             - {test: jensen_shannon, max: 0.1}
             - {test: psi, max: 0.2}
-            - {test: unseen_categories, max: 0.0}""")
+            - {test: unseen_categories, max: 0.0}""", extra="min_rows: 1")
     checks = by_id(evaluate(path))
     categories = ["blue", "green", "red", "violet"]
     r = np.array([30, 20, 50, 0.0])
@@ -87,7 +87,7 @@ def test_missing_share_change_and_nans_are_left_out_of_the_statistics(workspace)
     current = pd.DataFrame({"x": np.r_[RNG.normal(size=80), [np.nan] * 20]})
     path = drift_policy(workspace, reference, current, """
             - {test: missing_share, max: 0.1}
-            - {test: ks, min_p_value: 0.01}""")
+            - {test: ks, min_p_value: 0.01}""", extra="min_rows: 1")
     checks = by_id(evaluate(path))
     assert checks["drift/missing_share[x]"].value == pytest.approx(0.15)
     assert checks["drift/missing_share[x]"].verdict == "fail"
@@ -246,3 +246,44 @@ def test_profile_mismatches_are_clear_errors(workspace):
     workspace.write("p.json", '{"hello": 1}')
     with pytest.raises(InputError, match="is not an mlcheck profile"):
         evaluate(path)
+
+
+def test_review_findings_on_drift(workspace):
+    rng = np.random.default_rng(9)
+    n = 600
+    categories = [f"k{i:02d}" for i in range(60)]
+    reference = pd.DataFrame({
+        "many": rng.choice(categories, n),
+        "codes": rng.choice(["1", "2", "3"], n),
+        "a": rng.normal(size=n), "empty": rng.normal(size=n),
+        "grade": rng.choice(["x", "y"], n),
+    })
+    shifted = rng.choice(categories[:50] + categories[50:] * 20, n)  # last 10 much likelier
+    current = pd.DataFrame({
+        "many": shifted,
+        "codes": pd.Series(rng.choice([1.0, 2.0, 3.0, np.nan], n)),  # floats, with gaps
+        "a": rng.normal(1.0, 1, n), "empty": np.nan, "grade": rng.choice(["x", "y"], n),
+    })
+    path = drift_policy(workspace, reference, current, """
+            - {test: psi, max: 0.2, columns: [many, codes]}
+            - {test: ks, min_p_value: 0.01, columns: [a, empty]}
+            - {test: missing_share, max: 0.5, columns: [empty]}
+            - {id: wrong_kind, test: ks, min_p_value: 0.01, columns: [a, grade]}
+            - {id: bad_exclude, test: psi, max: 0.2, exclude: [A]}
+            - {test: share_of_drifted_columns, max: 1.0}""")
+    checks = by_id(evaluate(path))
+    assert checks["drift/psi[many]"].verdict == "fail"  # all 60 categories count
+    assert checks["drift/psi[codes]"].verdict == "pass"  # 1.0 is the category "1"
+    assert checks["drift/ks[a]"].verdict == "fail"  # a broken neighbour spoils nothing
+    assert checks["drift/ks[empty]"].verdict == "error"
+    assert checks["drift/missing_share[empty]"].value == pytest.approx(1.0)
+    assert "applies to numeric columns, and grade is not" in checks["drift/wrong_kind"].message
+    assert "did you mean 'a'?" in checks["drift/bad_exclude"].message
+
+
+def test_small_batches_are_inconclusive(workspace):
+    path = drift_policy(workspace, columns(5000, 0, 1, k=1), columns(30, 0, 2, k=1),
+                        "    - {test: psi, max: 0.2}")
+    check = evaluate(path).checks[0]
+    assert check.verdict == "inconclusive"
+    assert "30 current and 5000 reference values, fewer than min_rows 100" in check.message

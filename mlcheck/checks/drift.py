@@ -84,7 +84,7 @@ def make_profile(frame: pd.DataFrame, bins: int = 10) -> dict[str, Any]:
                                   "edges": edges.tolist(), "shares": shares.tolist()}
         else:
             columns[str(name)] = {**base, "kind": "categorical", "counts": {
-                str(k): int(v) for k, v in present.astype(str).value_counts().items()}}
+                str(k): int(v) for k, v in category_text(present).value_counts().items()}}
     return {"mlcheck_profile": PROFILE_VERSION, "bins": bins, "rows": len(frame),
             "columns": columns}
 
@@ -130,14 +130,25 @@ def _raises(message: str):
 
 def select_columns(rule: DriftRule, spec: DriftSpec, context: Context) -> list[str]:
     """Columns a rule applies to: named, or all of the reference's (the target only with
-    `target: true`, the model's scores with `prediction: true`), minus exclusions, and of
-    the kind the test applies to (numeric or categorical)."""
+    `target: true` and when the current data has it, the model's scores with
+    `prediction: true`), minus exclusions. With `all`, only columns of the kind the test
+    applies to; a named column of the wrong kind, or an unknown exclusion, is an error."""
     target = context.policy.data.target
     profile = context.subject.profile
+    available = list(profile.columns) if profile is not None else list(
+        context.frame(spec.reference).columns)
+    if spec.prediction and PREDICTION in available:
+        raise CheckError(f"the data has a column named '{PREDICTION}', which `prediction: "
+                         "true` uses for the model's scores; rename the column")
+    for column in rule.exclude:
+        if column not in available:
+            from mlcheck.errors import suggest
+
+            raise CheckError(f"`exclude` names '{column}', which is not a column"
+                             + suggest(column, available))
     if rule.columns == "all":
-        source = profile.columns if profile is not None else context.frame(spec.reference).columns
-        names = [c for c in source if c != target]
-        if spec.target and target:
+        names = [c for c in available if c != target]
+        if spec.target and target and target in context.frame(spec.current).columns:
             names.append(target)
         if spec.prediction:
             names.append(PREDICTION)
@@ -145,17 +156,27 @@ def select_columns(rule: DriftRule, spec: DriftSpec, context: Context) -> list[s
         names = list(rule.columns)
     names = [c for c in names if c not in rule.exclude]
     for column in names:  # missing on a side: a clear error
-        if profile is None:
-            _column_values(context, spec.reference, column)
-        elif column not in profile.columns and column != PREDICTION:
-            raise CheckError(f"column '{column}' is not in the reference profile "
-                             f"{profile.artifact.path}")
-    return [c for c in names if rule.test in (
-        NUMERIC_TESTS if _is_numeric(context, spec, c) else CATEGORICAL_TESTS)]
+        if column == PREDICTION and spec.prediction:
+            continue
+        if column not in available:
+            where = f"the reference profile {profile.artifact.path}" if profile is not None \
+                else f"dataset '{spec.reference}'"
+            from mlcheck.errors import suggest
+
+            raise CheckError(f"column '{column}' not found in {where}"
+                             + suggest(column, available))
+    kinds = {c: NUMERIC_TESTS if _is_numeric(context, spec, c) else CATEGORICAL_TESTS
+             for c in names}
+    if rule.columns != "all":
+        wrong = [c for c in names if rule.test not in kinds[c]]
+        if wrong:
+            raise CheckError(f"`{rule.test}` applies to {_kinds(rule.test)} columns, and "
+                             f"{', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not")
+    return [c for c in names if rule.test in kinds[c]]
 
 
-def _column_values(context: Context, dataset: str, column: str) -> pd.Series:
-    if column == PREDICTION:
+def _column_values(context: Context, spec: DriftSpec, dataset: str, column: str) -> pd.Series:
+    if column == PREDICTION and spec.prediction:
         scores = context.scores("candidate", dataset)
         if scores.ndim != 1:
             raise CheckError("prediction drift needs one score per row (binary or regression)")
@@ -169,7 +190,7 @@ def _column_values(context: Context, dataset: str, column: str) -> pd.Series:
 
 
 def _is_numeric(context: Context, spec: DriftSpec, column: str) -> bool:
-    if column == PREDICTION:
+    if column == PREDICTION and spec.prediction:
         return True
     profile = context.subject.profile
     if profile is not None and column in profile.columns:
@@ -184,9 +205,25 @@ def _prepare(series: pd.Series, numeric: bool) -> Sample:
     missing = int(series.isna().sum())
     present = series.dropna()
     if numeric:
-        return Sample(True, len(series), missing, np.sort(present.to_numpy(dtype=float)))
+        try:
+            values = present.to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            raise CheckError(f"column '{series.name}' is numeric in the reference but holds "
+                             f"non-numeric values here ({series.dtype})") from None
+        return Sample(True, len(series), missing, np.sort(values))
     return Sample(False, len(series), missing,
-                  counts=present.astype(str).value_counts(sort=False).to_dict())
+                  counts=category_text(present).value_counts(sort=False).to_dict())
+
+
+def category_text(values: pd.Series) -> pd.Series:
+    """Categories as text, with 1, 1.0 and True one category (a column of codes read as
+    float because of missing values, or as bool, still matches its reference)."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype(int).astype(str)
+    if pd.api.types.is_float_dtype(values):
+        whole = np.isfinite(values) & (values == np.floor(values))
+        return values.astype(object).where(~whole, values[whole].astype("int64")).astype(str)
+    return values.astype(str)
 
 
 def _prefetch(context: Context, spec: DriftSpec) -> None:
@@ -208,7 +245,8 @@ def _prefetch(context: Context, spec: DriftSpec) -> None:
             continue
         frame = context.frame(getattr(spec, side))
         jobs += [(side, c, frame[c], _is_numeric(context, spec, c))
-                 for c in sorted(columns) if c != PREDICTION and c in frame.columns]
+                 for c in sorted(columns) if not (c == PREDICTION and spec.prediction)
+                 and c in frame.columns]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         prepared = list(pool.map(lambda job: _prepare(job[2], job[3]), jobs))
     for (side, column, _, _), found in zip(jobs, prepared, strict=True):
@@ -230,7 +268,7 @@ def sample(context: Context, spec: DriftSpec, side: str, column: str) -> Sample:
                 raise CheckError(f"the reference profile was made with {profile.bins} bins; "
                                  f"the policy asks for {spec.bins}")
             return Sample.from_profile(profile.columns[column])
-        return _prepare(_column_values(context, dataset, column),
+        return _prepare(_column_values(context, spec, dataset, column),
                         _is_numeric(context, spec, column))
 
     return context.memo(("drift-sample", side, dataset, column), build)
@@ -298,11 +336,12 @@ def statistics(ref: Sample, cur: Sample, bins: int, column: str) -> dict[str, An
     out: dict[str, Any] = {
         "missing_share": abs(cur.missing / max(cur.rows, 1) - ref.missing / max(ref.rows, 1)),
         "reference_rows": ref.rows, "current_rows": cur.rows,
+        "reference_values": ref.rows - ref.missing, "current_values": cur.rows - cur.missing,
     }
     if ref.numeric:
         r, c = ref.values, cur.values
         if len(r) == 0 or len(c) == 0:
-            raise CheckError(f"column '{column}' has no values on one side")
+            return {**out, "empty": f"column '{column}' has no values on one side"}
         out["ks"], out["ks_p"], distance = ks_and_wasserstein(r, c, ref.size)
         spread = ref.spread if ref.spread is not None else float(np.std(r))
         out["wasserstein"] = distance / (spread if spread > 0 else 1.0)
@@ -318,7 +357,7 @@ def statistics(ref: Sample, cur: Sample, bins: int, column: str) -> dict[str, An
         r_counts = np.array([ref.counts.get(k, 0) for k in categories], dtype=float)
         c_counts = np.array([cur.counts.get(k, 0) for k in categories], dtype=float)
         if r_counts.sum() == 0 or c_counts.sum() == 0:
-            raise CheckError(f"column '{column}' has no values on one side")
+            return {**out, "empty": f"column '{column}' has no values on one side"}
         r_share, c_share = r_counts / r_counts.sum(), c_counts / c_counts.sum()
         table = np.stack([r_counts, c_counts])
         table = table[:, table.sum(axis=0) > 0]
@@ -334,11 +373,14 @@ def statistics(ref: Sample, cur: Sample, bins: int, column: str) -> dict[str, An
         out["unseen_categories"] = float(sum(cur.counts.get(k, 0) for k in unseen)
                                          / c_counts.sum())
         out["unseen"] = unseen[:20]
+        out["psi"] = psi(r_share, c_share)
+        out["jensen_shannon"] = float(jensenshannon(r_share, c_share, base=2))
         out["bins"] = {"categories": categories[:50], "reference": r_share[:50].tolist(),
-                       "current": c_share[:50].tolist()}
-    out["psi"] = psi(np.array(out["bins"]["reference"]), np.array(out["bins"]["current"]))
-    out["jensen_shannon"] = float(jensenshannon(out["bins"]["reference"],
-                                                out["bins"]["current"], base=2))
+                       "current": c_share[:50].tolist()}  # the evidence shows the first 50
+        return out
+    r_share, c_share = np.array(out["bins"]["reference"]), np.array(out["bins"]["current"])
+    out["psi"] = psi(r_share, c_share)
+    out["jensen_shannon"] = float(jensenshannon(r_share, c_share, base=2))
     return out
 
 
@@ -346,8 +388,18 @@ def corrected_p_values(rule: DriftRule, spec: DriftSpec, context: Context) -> di
     """p-values of a rule's columns, corrected across them (BH by default)."""
 
     def build() -> dict[str, float]:
-        columns = select_columns(rule, spec, context)
-        raw = np.array([_distributions(context, spec, c)[f"{rule.test}_p"] for c in columns])
+        # only columns measured with enough data: one broken column spoils no other's p
+        columns, raw = [], []
+        for column in select_columns(rule, spec, context):
+            try:
+                found = _distributions(context, spec, column)
+            except CheckError:
+                continue
+            p = found.get(f"{rule.test}_p")
+            if p is not None and np.isfinite(p) and _enough(found, spec):
+                columns.append(column)
+                raw.append(p)
+        raw = np.array(raw)
         if spec.correction == "bonferroni":
             adjusted = np.minimum(raw * len(raw), 1.0)
         elif spec.correction == "benjamini_hochberg" and len(raw):
@@ -359,10 +411,27 @@ def corrected_p_values(rule: DriftRule, spec: DriftSpec, context: Context) -> di
     return context.memo(("drift-p", id(rule)), build)
 
 
+def _enough(found: dict, spec: DriftSpec) -> bool:
+    return min(found["current_values"], found["reference_values"]) >= spec.min_rows
+
+
 def _column_check(rule: DriftRule, spec: DriftSpec, column: str):
     def evaluate(context: Context) -> Outcome:
         found = _distributions(context, spec, column)
+        if rule.test == "missing_share":
+            value = found["missing_share"]
+            return Outcome(value <= rule.max, value, {"max": rule.max}, found["current_rows"],
+                           f"missing share changed by {value:.4g} "
+                           f"{'<=' if value <= rule.max else '>'} {rule.max:g}",
+                           {k: found[k] for k in ("reference_rows", "current_rows")})
+        if "empty" in found:
+            raise CheckError(found["empty"])
         evidence = {key: found[key] for key in ("reference_rows", "current_rows", "bins")}
+        if not _enough(found, spec):
+            return Outcome(False, None, {}, found["current_values"], "too few values",
+                           evidence, inconclusive=f"{found['current_values']} current and "
+                           f"{found['reference_values']} reference values, fewer than "
+                           f"min_rows {spec.min_rows}")
         if rule.test in ("ks", "chi2"):
             statistic = found[rule.test]
             effect = found["ks"] if rule.test == "ks" else found["cramers_v"]
