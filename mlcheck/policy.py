@@ -244,6 +244,9 @@ class PerformanceRule(Evidence):
     max: float | None = Field(None, description="Highest acceptable value.")
     gate_on: GateOn = Field("value", description="What is compared with min/max: the value, "
                             "a bound of its interval, or the whole interval.")
+    interval: Literal["bootstrap", "delong"] = Field(
+        "bootstrap", description="How the interval is computed: the shared bootstrap, or "
+        "DeLong's analytic interval (roc_auc, binary only).")
     min_rows: int | None = Field(None, ge=1, description="Overrides the section's min_rows.")
     by: tuple[str, ...] = Field((), description="Columns to slice by: one check per slice.")
     baseline: BaselineRule | None = Field(None, description="Compare with the baseline model.")
@@ -879,6 +882,10 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
                     f"metric '{rule.metric}' does not apply to {model.task}"
                     + suggest(rule.metric, valid) + f"; use one of: {', '.join(valid)}",
                     where("performance", "rules", index, "metric")))
+            if rule.interval == "delong" and (rule.metric != "roc_auc" or (
+                    model and model.task != BINARY)):
+                problems.append(("`interval: delong` is for roc_auc on binary tasks",
+                                 where("performance", "rules", index, "interval")))
             if rule.baseline and model and model.baseline is None:
                 problems.append(("a `baseline` rule needs `model.baseline`",
                                  where("performance", "rules", index, "baseline")))

@@ -589,3 +589,23 @@ def test_baseline_gates_on_the_paired_interval_of_the_improvement(workspace):
     assert paired.interval["low"] < 0 and paired.verdict == "fail"
     assert checks["performance/point/vs_baseline"].verdict == (
         "pass" if paired.value >= 0 else "fail")
+
+
+def test_delong_intervals_in_a_policy(workspace):
+    frame = binary_frame(rows=800)
+    workspace.skops("weak.skops", fitted_logistic(frame.assign(x2=0.0)))
+    path = write_binary(workspace, "    - {metric: roc_auc, min: 0.7, interval: delong, "
+                        "gate_on: lower_bound}\n"
+                        "    - {id: vs, metric: roc_auc, baseline: {min_gain: 0.0}, "
+                        "interval: delong}\n", extra_model="\n  baseline: weak.skops",
+                        frame=frame)
+    checks = by_id(evaluate(path))
+    auc = checks["performance/roc_auc"]
+    assert auc.interval["method"] == "DeLong" and auc.interval["low"] < auc.value
+    vs = checks["performance/vs/vs_baseline"]
+    assert vs.interval["method"] == "DeLong"
+    assert vs.interval["low"] <= vs.value <= vs.interval["high"]
+    bad = write_binary(workspace, "    - {metric: accuracy, min: 0.5, interval: delong}\n",
+                       frame=frame)
+    with pytest.raises(PolicyError, match="`interval: delong` is for roc_auc"):
+        evaluate(bad)

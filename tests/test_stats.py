@@ -126,3 +126,37 @@ def test_r2_keeps_its_precision_for_targets_far_from_zero():
         drawn = np.repeat(np.arange(200), counts[b])
         assert vectorised[b] == pytest.approx(
             METRICS["r2"].compute(truth[drawn], predicted[drawn], None), abs=1e-6)
+
+
+def test_delong_interval_agrees_with_the_bootstrap_and_covers():
+    from mlcheck.stats import delong_interval
+
+    rng = np.random.default_rng(5)
+    truth = rng.random(3000) < 0.4
+    scores = rng.normal(truth.astype(float), 1.0)
+    analytic = delong_interval(truth, scores, 0.95)
+    boot = percentile_interval(METRICS["roc_auc"].resample(
+        truth, scores, None, bootstrap_counts(3000, 1000, 1)), 0.95)
+    assert analytic.low == pytest.approx(boot.low, abs=0.006)
+    assert analytic.high == pytest.approx(boot.high, abs=0.006)
+    assert analytic.to_dict()["method"] == "DeLong"
+    true_auc, hits = norm.cdf(1 / np.sqrt(2)), 0
+    for repetition in range(400):
+        draw = np.random.default_rng(1000 + repetition)
+        t = draw.random(300) < 0.5
+        interval = delong_interval(t, draw.normal(t.astype(float), 1.0), 0.95)
+        hits += interval.low <= true_auc <= interval.high
+    assert 0.93 <= hits / 400 <= 0.97
+
+
+def test_paired_delong_difference_is_narrower_than_unpaired():
+    from mlcheck.stats import delong_interval
+
+    rng = np.random.default_rng(6)
+    truth = rng.random(2000) < 0.5
+    base = rng.normal(truth.astype(float), 1.0)
+    better = base + 0.3 * truth  # the same errors, a little more separation
+    paired = delong_interval(truth, better, 0.95, baseline=base)
+    single = delong_interval(truth, better, 0.95)
+    assert paired.low > 0  # the improvement is clear once the pairing is used
+    assert paired.high - paired.low < single.high - single.low

@@ -16,7 +16,7 @@ from mlcheck.context import Context
 from mlcheck.errors import CheckError
 from mlcheck.metrics import METRICS, Metric
 from mlcheck.policy import PerformanceRule, PerformanceSpec, Policy
-from mlcheck.stats import percentile_interval
+from mlcheck.stats import delong_interval, percentile_interval
 from mlcheck.subject import missing_column_message
 
 Rows = np.ndarray | None  # row positions of a slice; None = all rows
@@ -154,9 +154,14 @@ def _bounds_check(rule: PerformanceRule, spec: PerformanceSpec, dataset: str,
             return Outcome(False, None, bounds, n, f"{n} rows", evidence,
                            inconclusive=f"only {n} rows, fewer than min_rows {min_rows}")
         value = measure(metric, context, "candidate", dataset, rows)
-        samples = resampled(metric, context, "candidate", dataset, rows)
-        interval = percentile_interval(samples, context.policy.statistics.confidence) \
-            if samples is not None else None
+        confidence = context.policy.statistics.confidence
+        if rule.interval == "delong":
+            interval = delong_interval(*_inputs(metric, context, "candidate", dataset, rows),
+                                       confidence)
+        else:
+            samples = resampled(metric, context, "candidate", dataset, rows)
+            interval = percentile_interval(samples, confidence) if samples is not None \
+                else None
         passed, gated = judge(value, interval, rule.min, rule.max, rule.gate_on)
         relation = "satisfies" if passed else "violates"
         message = (f"{rule.metric} = {value:.4f}{interval_text(interval)}; {gated} {relation} "
@@ -192,8 +197,14 @@ def _baseline_check(rule: PerformanceRule, spec: PerformanceSpec, dataset: str,
         sign = 1 if metric.higher_is_better else -1  # improvement > 0: the candidate is better
         improvement = sign * (candidate - baseline)
         interval = None
-        cand_samples = resampled(metric, context, "candidate", dataset, rows)
-        if cand_samples is not None:
+        cand_samples = None if rule.interval == "delong" else resampled(
+            metric, context, "candidate", dataset, rows)
+        if rule.interval == "delong":  # paired DeLong interval of the AUC difference
+            truth, cand = _inputs(metric, context, "candidate", dataset, rows)
+            interval = delong_interval(truth, cand, context.policy.statistics.confidence,
+                                       baseline=_inputs(metric, context, "baseline", dataset,
+                                                        rows)[1])
+        elif cand_samples is not None:
             base_samples = resampled(metric, context, "baseline", dataset, rows)
             interval = percentile_interval(sign * (cand_samples - base_samples),
                                            context.policy.statistics.confidence)
