@@ -249,8 +249,28 @@ def _prefetch(context: Context, spec: DriftSpec) -> None:
                  and c in frame.columns]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         prepared = list(pool.map(lambda job: _prepare(job[2], job[3]), jobs))
-    for (side, column, _, _), found in zip(jobs, prepared, strict=True):
-        context.memo(("drift-sample", side, getattr(spec, side), column), lambda f=found: f)
+        for (side, column, _, _), found in zip(jobs, prepared, strict=True):
+            context.memo(("drift-sample", side, getattr(spec, side), column),
+                         lambda f=found: f)
+        # then every column's statistics, also on all cores (sorting merges release the GIL)
+        current = context.frame(spec.current)
+        ready = [c for c in sorted(columns) if not (c == PREDICTION and spec.prediction)
+                 and c in current.columns]
+        pairs = [(c, sample(context, spec, "reference", c), sample(context, spec, "current", c))
+                 for c in ready]
+        computed = list(pool.map(lambda p: _statistics_or_none(p[1], p[2], spec.bins, p[0]),
+                                 pairs))
+    for (column, _, _), found in zip(pairs, computed, strict=True):
+        if found is not None:  # a failure is raised again by the column's own check
+            context.memo(("drift", spec.reference, spec.current, column, spec.bins),
+                         lambda f=found: f)
+
+
+def _statistics_or_none(ref: Sample, cur: Sample, bins: int, column: str) -> dict | None:
+    try:
+        return statistics(ref, cur, bins, column)
+    except CheckError:
+        return None
 
 
 def sample(context: Context, spec: DriftSpec, side: str, column: str) -> Sample:
