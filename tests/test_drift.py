@@ -287,3 +287,13 @@ def test_small_batches_are_inconclusive(workspace):
     check = evaluate(path).checks[0]
     assert check.verdict == "inconclusive"
     assert "30 current and 5000 reference values, fewer than min_rows 100" in check.message
+
+
+def test_a_column_that_cannot_be_prepared_spoils_no_other(workspace):
+    reference = pd.DataFrame({"a": RNG.normal(size=300), "b": RNG.normal(size=300)})
+    current = pd.DataFrame({"a": ["text"] * 300, "b": RNG.normal(2, 1, size=300)})
+    path = drift_policy(workspace, reference, current, "    - {test: psi, max: 0.2}")
+    checks = by_id(evaluate(path))
+    assert checks["drift/psi[a]"].verdict == "error"
+    assert "holds non-numeric values" in checks["drift/psi[a]"].message
+    assert checks["drift/psi[b]"].verdict == "fail"

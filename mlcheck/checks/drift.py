@@ -248,22 +248,33 @@ def _prefetch(context: Context, spec: DriftSpec) -> None:
                  for c in sorted(columns) if not (c == PREDICTION and spec.prediction)
                  and c in frame.columns]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        prepared = list(pool.map(lambda job: _prepare(job[2], job[3]), jobs))
+        prepared = list(pool.map(lambda job: _prepare_or_none(job[2], job[3]), jobs))
         for (side, column, _, _), found in zip(jobs, prepared, strict=True):
-            context.memo(("drift-sample", side, getattr(spec, side), column),
-                         lambda f=found: f)
+            if found is not None:  # a failure is raised again by the column's own check
+                context.memo(("drift-sample", side, getattr(spec, side), column),
+                             lambda f=found: f)
         # then every column's statistics, also on all cores (sorting merges release the GIL)
         current = context.frame(spec.current)
         ready = [c for c in sorted(columns) if not (c == PREDICTION and spec.prediction)
                  and c in current.columns]
-        pairs = [(c, sample(context, spec, "reference", c), sample(context, spec, "current", c))
-                 for c in ready]
+        pairs = []
+        for column in ready:
+            with contextlib.suppress(CheckError):  # reported by the column's own checks
+                pairs.append((column, sample(context, spec, "reference", column),
+                              sample(context, spec, "current", column)))
         computed = list(pool.map(lambda p: _statistics_or_none(p[1], p[2], spec.bins, p[0]),
                                  pairs))
     for (column, _, _), found in zip(pairs, computed, strict=True):
         if found is not None:  # a failure is raised again by the column's own check
             context.memo(("drift", spec.reference, spec.current, column, spec.bins),
                          lambda f=found: f)
+
+
+def _prepare_or_none(series: pd.Series, numeric: bool) -> Sample | None:
+    try:
+        return _prepare(series, numeric)
+    except CheckError:
+        return None
 
 
 def _statistics_or_none(ref: Sample, cur: Sample, bins: int, column: str) -> dict | None:
