@@ -114,7 +114,12 @@ def group_rates(context: Context, dataset: str, found: Groups) -> dict[str, Grou
 
 def group_metric(context: Context, dataset: str, found: Groups, name: str) -> GroupValues:
     """A performance metric per group: fairlearn's MetricFrame for the values, the shared
-    resamples for their spread."""
+    resamples for their spread. Computed once per run and grouping."""
+    return context.memo(("group-metric", dataset, found.columns, name),
+                        lambda: _group_metric(context, dataset, found, name))
+
+
+def _group_metric(context: Context, dataset: str, found: Groups, name: str) -> GroupValues:
     from fairlearn.metrics import MetricFrame
 
     metric = METRICS[name]
