@@ -92,6 +92,19 @@ def fitted_regression(frame: pd.DataFrame) -> LinearRegression:
     return LinearRegression().fit(frame[["x1", "x2"]], frame["price"])
 
 
+def eval_policy(workspace: Workspace, frame: pd.DataFrame, model: str, target: str,
+                rules: list[str], section: str = "performance", setting: str = "") -> Path:
+    """Write `frame` as eval.csv and a one-dataset policy over it: the model, the target
+    and the rules are what tests vary; `setting` is one more line of the section."""
+    workspace.frame("eval.csv", frame)
+    return workspace.write("policy.yaml", (
+        "mlcheck: 1\nname: test\n"
+        f"model: {{{model}}}\n"
+        f"data: {{target: {target}, datasets: {{eval: eval.csv}}}}\n"
+        f"{section}:\n" + (f"  {setting}\n" if setting else "") + "  rules:\n"
+        + "".join(f"    - {rule}\n" for rule in rules)))
+
+
 BINARY_POLICY = """
 mlcheck: 1
 name: tiny

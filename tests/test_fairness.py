@@ -10,7 +10,7 @@ from fairlearn import metrics as flm
 from mlcheck.engine import evaluate
 from mlcheck.errors import PolicyError
 
-from .conftest import EXAMPLES, REPO, binary_frame, fitted_logistic
+from .conftest import EXAMPLES, REPO, binary_frame, eval_policy, fitted_logistic
 
 COMPAS = REPO / "tests" / "data" / "compas.csv.gz"
 ADULT_MODEL = EXAMPLES / "adult" / "candidate.skops"
@@ -228,17 +228,9 @@ def test_regression_group_gap_of_mae(workspace):
     group = np.where(rng.random(1000) < 0.5, "north", "south")
     truth = rng.normal(50, 10, 1000)
     predicted = truth + rng.normal(0, np.where(group == "south", 4.0, 1.0))
-    workspace.frame("eval.csv", pd.DataFrame({"region": group, "price": truth,
-                                              "estimate": predicted}))
-    path = workspace.policy("""
-        mlcheck: 1
-        name: prices
-        model: {task: regression, predictions: estimate}
-        data: {target: price, datasets: {eval: eval.csv}}
-        fairness:
-          sensitive: [region]
-          rules: [{metric: mae, max_gap: 1.0}]
-        """)
+    frame = pd.DataFrame({"region": group, "price": truth, "estimate": predicted})
+    path = eval_policy(workspace, frame, "task: regression, predictions: estimate", "price",
+                       ["{metric: mae, max_gap: 1.0}"], "fairness", "sensitive: [region]")
     check = evaluate(path).checks[0]
     error = np.abs(predicted - truth)
     expected = error[group == "south"].mean() - error[group == "north"].mean()
@@ -345,14 +337,8 @@ def test_single_group_and_zero_reference_are_clear_errors(workspace):
 
 def test_scores_only_black_box_supports_per_group_score_metrics(workspace):
     frame = binary_frame(rows=1000).assign(s=lambda f: 1 / (1 + np.exp(-f["x1"])))
-    workspace.frame("eval.csv", frame)
-    path = workspace.policy("""
-        mlcheck: 1
-        name: scores-only
-        model: {task: binary_classification, scores: s}
-        data: {target: y, datasets: {eval: eval.csv}}
-        fairness: {sensitive: [group], rules: [{metric: roc_auc, max_gap: 0.5}]}
-        """)
+    path = eval_policy(workspace, frame, "task: binary_classification, scores: s", "y",
+                       ["{metric: roc_auc, max_gap: 0.5}"], "fairness", "sensitive: [group]")
     check = evaluate(path).checks[0]
     assert check.verdict == "pass", check.message
 

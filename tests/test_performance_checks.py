@@ -17,6 +17,7 @@ from .conftest import (
     BINARY_POLICY,
     EXAMPLE_POLICY,
     binary_frame,
+    eval_policy,
     fitted_logistic,
     fitted_regression,
     multiclass_frame,
@@ -126,17 +127,9 @@ def test_lower_is_better_metrics_compare_the_right_way(workspace):
 def test_black_box_scores_with_threshold(workspace):
     frame = binary_frame()
     frame["vendor_score"] = 1 / (1 + np.exp(-(frame["x1"] + 0.5 * frame["x2"])))
-    workspace.frame("eval.csv", frame)
-    path = workspace.policy("""
-        mlcheck: 1
-        name: vendor
-        model: {task: binary_classification, scores: vendor_score, threshold: 0.6}
-        data: {target: y, datasets: {eval: eval.csv}}
-        performance:
-          rules:
-            - {metric: roc_auc, min: 0.8}
-            - {metric: recall, min: 0.0}
-        """)
+    path = eval_policy(workspace, frame, "task: binary_classification, scores: vendor_score, "
+                       "threshold: 0.6", "y", ["{metric: roc_auc, min: 0.8}",
+                                               "{metric: recall, min: 0.0}"])
     checks = by_id(evaluate(path))
     assert checks["performance/roc_auc"].value == pytest.approx(
         skm.roc_auc_score(frame["y"], frame["vendor_score"]))
@@ -173,15 +166,8 @@ def test_nan_scores_are_an_error_not_a_pass(workspace):
     frame = binary_frame()
     frame["vendor_score"] = frame["x1"]
     frame.loc[[3, 7], "vendor_score"] = np.nan
-    workspace.frame("eval.csv", frame)
-    path = workspace.policy("""
-        mlcheck: 1
-        name: vendor
-        model: {task: binary_classification, scores: vendor_score}
-        data: {target: y, datasets: {eval: eval.csv}}
-        performance:
-          rules: [{metric: roc_auc, min: 0.0}]
-        """)
+    path = eval_policy(workspace, frame, "task: binary_classification, scores: vendor_score",
+                       "y", ["{metric: roc_auc, min: 0.0}"])
     result = evaluate(path)
     check = result.checks[0]
     assert check.verdict == "error"
@@ -279,21 +265,12 @@ def test_multiclass_policy(workspace):
     from sklearn.linear_model import LogisticRegression
 
     frame = multiclass_frame()
-    workspace.frame("eval.csv", frame)
     model = LogisticRegression().fit(frame[["x1", "x2"]], frame["label"])
     workspace.skops("model.skops", model)
-    path = workspace.policy("""
-        mlcheck: 1
-        name: multi
-        model: {path: model.skops, task: multiclass_classification}
-        data: {target: label, datasets: {eval: eval.csv}}
-        performance:
-          rules:
-            - {metric: accuracy, min: 0.5}
-            - {metric: f1_macro, min: 0.5}
-            - {metric: roc_auc_ovr, min: 0.7}
-            - {metric: log_loss, max: 1.5}
-        """)
+    path = eval_policy(workspace, frame, "path: model.skops, task: multiclass_classification",
+                       "label", ["{metric: accuracy, min: 0.5}", "{metric: f1_macro, min: 0.5}",
+                                 "{metric: roc_auc_ovr, min: 0.7}",
+                                 "{metric: log_loss, max: 1.5}"])
     checks = by_id(evaluate(path))
     features = frame[["x1", "x2"]]
     assert checks["performance/f1_macro"].value == pytest.approx(
@@ -305,21 +282,11 @@ def test_multiclass_policy(workspace):
 
 def test_regression_policy(workspace):
     frame = regression_frame()
-    workspace.frame("eval.csv", frame)
     model = fitted_regression(frame)
     workspace.skops("model.skops", model)
-    path = workspace.policy("""
-        mlcheck: 1
-        name: prices
-        model: {path: model.skops, task: regression}
-        data: {target: price, datasets: {eval: eval.csv}}
-        performance:
-          rules:
-            - {metric: mae, max: 0.5}
-            - {metric: rmse, max: 0.1}
-            - {metric: r2, min: 0.9}
-            - {metric: mape, max: 0.2}
-        """)
+    path = eval_policy(workspace, frame, "path: model.skops, task: regression", "price",
+                       ["{metric: mae, max: 0.5}", "{metric: rmse, max: 0.1}",
+                        "{metric: r2, min: 0.9}", "{metric: mape, max: 0.2}"])
     checks = by_id(evaluate(path))
     predicted = model.predict(frame[["x1", "x2"]])
     assert checks["performance/mae"].value == pytest.approx(
@@ -344,20 +311,9 @@ def test_multiclass_black_box_with_a_score_column_per_class(workspace):
     proba = raw / raw.sum(axis=1, keepdims=True)  # columns: high, low, mid (sorted labels)
     frame = frame.assign(p_high=proba[:, 0], p_low=proba[:, 1], p_mid=proba[:, 2],
                          vendor=np.array(["high", "low", "mid"])[proba.argmax(axis=1)])
-    workspace.frame("eval.csv", frame)
-    path = workspace.policy("""
-        mlcheck: 1
-        name: vendor-multi
-        model:
-          task: multiclass_classification
-          predictions: vendor
-          scores: {mid: p_mid, high: p_high, low: p_low}
-        data: {target: label, datasets: {eval: eval.csv}}
-        performance:
-          rules:
-            - {metric: accuracy, min: 0.5}
-            - {metric: roc_auc_ovr, min: 0.5}
-        """)
+    path = eval_policy(workspace, frame, "task: multiclass_classification, predictions: vendor, "
+                       "scores: {mid: p_mid, high: p_high, low: p_low}", "label",
+                       ["{metric: accuracy, min: 0.5}", "{metric: roc_auc_ovr, min: 0.5}"])
     checks = by_id(evaluate(path))
     assert checks["performance/accuracy"].value == pytest.approx(
         skm.accuracy_score(frame["label"], frame["vendor"]))
@@ -373,15 +329,9 @@ def test_integer_classes_are_ordered_as_scikit_learn_orders_them(workspace):
     model = LogisticRegression().fit(frame[["x1", "x2"]], frame["label"])
     proba = model.predict_proba(frame[["x1", "x2"]])  # columns 1, 2, 10
     frame = frame.assign(p1=proba[:, 0], p2=proba[:, 1], p10=proba[:, 2])
-    workspace.frame("eval.csv", frame)
-    path = workspace.policy("""
-        mlcheck: 1
-        name: vendor-int
-        model: {task: multiclass_classification, scores: {1: p1, 2: p2, 10: p10}}
-        data: {target: label, datasets: {eval: eval.csv}}
-        performance:
-          rules: [{metric: log_loss, max: 5}, {metric: roc_auc_ovr, min: 0.5}]
-        """)
+    path = eval_policy(workspace, frame, "task: multiclass_classification, "
+                       "scores: {1: p1, 2: p2, 10: p10}", "label",
+                       ["{metric: log_loss, max: 5}", "{metric: roc_auc_ovr, min: 0.5}"])
     checks = by_id(evaluate(path))
     assert checks["performance/log_loss"].value == pytest.approx(
         skm.log_loss(frame["label"], proba))
@@ -391,15 +341,8 @@ def test_integer_classes_are_ordered_as_scikit_learn_orders_them(workspace):
 
 def test_predicted_labels_must_be_labels_of_the_target(workspace):
     frame = binary_frame().assign(decision=lambda f: np.where(f["x1"] > 0, "yes", "no"))
-    workspace.frame("eval.csv", frame)
-    path = workspace.policy("""
-        mlcheck: 1
-        name: vendor
-        model: {task: binary_classification, predictions: decision}
-        data: {target: y, datasets: {eval: eval.csv}}
-        performance:
-          rules: [{metric: accuracy, min: 0.0}]
-        """)
+    path = eval_policy(workspace, frame, "task: binary_classification, predictions: decision",
+                       "y", ["{metric: accuracy, min: 0.0}"])
     check = evaluate(path).checks[0]
     assert check.verdict == "error"
     assert "predicts labels that are not labels of target 'y': no, yes" in check.message
@@ -448,19 +391,10 @@ def test_model_outputs_of_the_wrong_shape_are_errors(workspace, factory, message
 
 def test_black_box_columns_are_not_fed_to_a_model(workspace):
     frame = binary_frame().drop(columns=["group"]).assign(old_score=lambda f: f["x1"])
-    workspace.frame("eval.csv", frame)
     workspace.skops("model.skops", fitted_logistic(frame))  # trained on x1, x2 only
-    path = workspace.policy("""
-        mlcheck: 1
-        name: vs-vendor
-        model:
-          path: model.skops
-          task: binary_classification
-          baseline: {scores: old_score}
-        data: {target: y, datasets: {eval: eval.csv}}
-        performance:
-          rules: [{metric: roc_auc, baseline: {max_drop: 0.5}}]
-        """)
+    path = eval_policy(workspace, frame, "path: model.skops, task: binary_classification, "
+                       "baseline: {scores: old_score}", "y",
+                       ["{metric: roc_auc, baseline: {max_drop: 0.5}}"])
     # scikit-learn would raise on the unseen column `old_score` if it were passed
     check = evaluate(path).checks[0]
     assert check.verdict == "pass", check.message
@@ -469,15 +403,8 @@ def test_black_box_columns_are_not_fed_to_a_model(workspace):
 
 def test_probability_metrics_refuse_scores_outside_0_1(workspace):
     frame = binary_frame().assign(decile=lambda f: np.clip((f["x1"] * 2 + 5).round(), 1, 10))
-    workspace.frame("eval.csv", frame)
-    path = workspace.policy("""
-        mlcheck: 1
-        name: deciles
-        model: {task: binary_classification, scores: decile}
-        data: {target: y, datasets: {eval: eval.csv}}
-        performance:
-          rules: [{metric: roc_auc, min: 0.5}, {metric: brier_score, max: 0.3}]
-        """)
+    path = eval_policy(workspace, frame, "task: binary_classification, scores: decile", "y",
+                       ["{metric: roc_auc, min: 0.5}", "{metric: brier_score, max: 0.3}"])
     checks = by_id(evaluate(path))
     assert checks["performance/roc_auc"].verdict == "pass"  # ranks need no probabilities
     assert checks["performance/brier_score"].verdict == "error"
