@@ -10,8 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlcheck.errors import Location
+import numpy as np
+
+from mlcheck.errors import CheckError, Location
 from mlcheck.stats import Interval
+from mlcheck.subject import missing_column_message
 
 if TYPE_CHECKING:
     from mlcheck.context import Context
@@ -97,3 +100,48 @@ def doubt(interval: Interval | None, max_width: float | None, low: float | None 
         return (f"the {interval.confidence * 100:g}% interval is {interval.width:.4f} wide, more "
                 f"than the allowed {max_width:g}")
     return None
+
+
+SEPARATOR = "×"  # between the values of an intersection's group label: Female×Black
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Rows of a dataset grouped by columns: performance slices (`by`) and fairness groups
+    (an intersection when several columns)."""
+
+    columns: tuple[str, ...]
+    codes: np.ndarray  # group index of each row
+    keys: list[tuple[str, ...]]  # each group's value per column, as text
+    sizes: np.ndarray
+
+    @property
+    def labels(self) -> list[str]:
+        return [SEPARATOR.join(key) for key in self.keys]
+
+
+def groups(context: Context, dataset: str, columns: tuple[str, ...]) -> Groups:
+    """Group codes of a dataset by columns (missing values form a group), once per run."""
+
+    def build() -> Groups:
+        frame = context.frame(dataset)
+        for column in columns:
+            if column not in frame.columns:
+                raise CheckError(missing_column_message(column, frame, dataset))
+        grouped = frame.groupby(list(columns), dropna=False, sort=True)
+        sizes = grouped.size()
+        keys = [k if isinstance(k, tuple) else (k,) for k in sizes.index]
+        return Groups(columns, grouped.ngroup().to_numpy(),
+                      [tuple(label(v) for v in key) for key in keys], sizes.to_numpy())
+
+    return context.memo(("groups", dataset, columns), build)
+
+
+def label(value: object) -> str:
+    """A group or slice value as text: 1.0 (an integer column with gaps) reads as 1."""
+    value = value.item() if hasattr(value, "item") else value
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "<missing>"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

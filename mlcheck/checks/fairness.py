@@ -18,16 +18,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlcheck.checks import Check, Outcome, bounds_text, doubt, interval_text, judge
-from mlcheck.checks.performance import _label
+from mlcheck.checks import (
+    Check,
+    Groups,
+    Outcome,
+    bounds_text,
+    doubt,
+    groups,
+    interval_text,
+    judge,
+)
 from mlcheck.context import Context
 from mlcheck.errors import CheckError
 from mlcheck.metrics import DISPARITIES, METRICS, RATES, rates_from_counts
 from mlcheck.policy import FairnessRule, FairnessSpec, Policy
 from mlcheck.stats import Interval, over_chunks, percentile_interval
-from mlcheck.subject import missing_column_message
-
-SEPARATOR = "×"
 
 
 def compile_checks(policy: Policy, context: Context) -> list[Check]:
@@ -48,33 +53,6 @@ def compile_checks(policy: Policy, context: Context) -> list[Check]:
                 inconclusive_blocks=(rule.inconclusive or spec.inconclusive) != "warn",
             ))
     return checks
-
-
-@dataclass(frozen=True)
-class Groups:
-    """Rows of a dataset grouped by sensitive columns (an intersection when several)."""
-
-    columns: tuple[str, ...]
-    codes: np.ndarray  # group index of each row
-    labels: list[str]
-    sizes: np.ndarray
-
-
-def groups(context: Context, dataset: str, columns: tuple[str, ...]) -> Groups:
-    """Group codes for a dataset and sensitive columns, computed once per run."""
-
-    def build() -> Groups:
-        frame = context.frame(dataset)
-        for column in columns:
-            if column not in frame.columns:
-                raise CheckError(missing_column_message(column, frame, dataset))
-        grouped = frame.groupby(list(columns), dropna=False, sort=True)
-        sizes = grouped.size()
-        keys = [k if isinstance(k, tuple) else (k,) for k in sizes.index]
-        return Groups(columns, grouped.ngroup().to_numpy(), [
-            SEPARATOR.join(_label(v) for v in key) for key in keys], sizes.to_numpy())
-
-    return context.memo(("groups", dataset, columns), build)
 
 
 class GroupValues:

@@ -11,13 +11,20 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mlcheck.checks import Check, Outcome, bounds_text, doubt, interval_text, judge
+from mlcheck.checks import (
+    Check,
+    Outcome,
+    bounds_text,
+    doubt,
+    groups,
+    interval_text,
+    judge,
+)
 from mlcheck.context import Context
 from mlcheck.errors import CheckError
 from mlcheck.metrics import METRICS, Metric
 from mlcheck.policy import PerformanceRule, PerformanceSpec, Policy
 from mlcheck.stats import delong_interval, percentile_interval
-from mlcheck.subject import missing_column_message
 
 Rows = np.ndarray | None  # row positions of a slice; None = all rows
 
@@ -58,18 +65,12 @@ def _slices(rule: PerformanceRule, context: Context, dataset: str) -> list[tuple
     """(id suffix, row positions) per slice; a bad `by` compiles to one erroring check."""
     if not rule.by:
         return [("", None)]
-    frame = context.frame(dataset)
-    missing = [c for c in rule.by if c not in frame.columns]
-    if missing:
-        return [(f"[{','.join(rule.by)}]", _Unformable(missing_column_message(missing[0], frame,
-                                                                         dataset)))]
-    groups = frame.groupby(list(rule.by), dropna=False, sort=True).indices
-    out = []
-    for key, rows in groups.items():
-        values = key if isinstance(key, tuple) else (key,)
-        label = ",".join(f"{c}={_label(v)}" for c, v in zip(rule.by, values, strict=True))
-        out.append((f"[{label}]", rows))
-    return out
+    try:
+        found = groups(context, dataset, tuple(rule.by))
+    except CheckError as exc:
+        return [(f"[{','.join(rule.by)}]", _Unformable(str(exc)))]
+    return [("[" + ",".join(f"{c}={v}" for c, v in zip(rule.by, key, strict=True)) + "]",
+             np.flatnonzero(found.codes == code)) for code, key in enumerate(found.keys)]
 
 
 class _Unformable:
@@ -77,16 +78,6 @@ class _Unformable:
 
     def __init__(self, message: str) -> None:
         self.message = message
-
-
-def _label(value: object) -> str:
-    """A group or slice value as text: 1.0 (an integer column with gaps) reads as 1."""
-    value = value.item() if hasattr(value, "item") else value
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "<missing>"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _inputs(metric: Metric, context: Context, role: str, dataset: str, rows: Rows):
