@@ -856,6 +856,10 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
                                                            and not model.scores)):
             problems.append(("`prediction: true` needs a model or black-box `scores`",
                              where("drift", "prediction")))
+        if policy.drift.prediction and policy.drift.reference_profile:
+            problems.append(("`prediction: true` compares the model's scores on the reference "
+                             "data, which a reference profile does not hold: name a "
+                             "`reference` dataset instead", where("drift", "prediction")))
     if policy.fairness:
         problems.extend(_fairness_fit(policy, datasets))
     if policy.statistics.resamples == 0:

@@ -234,18 +234,29 @@ def test_a_profile_gives_the_results_of_the_raw_reference(workspace):
 
 def test_profile_mismatches_are_clear_errors(workspace):
     from mlcheck.checks.drift import make_profile
-    from mlcheck.errors import InputError
+    from mlcheck.errors import InputError, PolicyError
 
     frame = pd.DataFrame({"x": RNG.normal(size=100)})
     workspace.write("p.json", __import__("json").dumps(make_profile(frame, bins=5)))
     reference = pd.DataFrame({"x": RNG.normal(size=100), "y": RNG.normal(size=100)})
-    path = drift_policy(workspace, reference, reference, "    - {test: psi, max: 0.2}",
-                        extra="reference_profile: p.json")
+    path = drift_policy(workspace, reference, reference, """
+            - {test: psi, max: 0.2}
+            - {test: ks}
+            - {test: missing_share, max: 0.1}""", extra="reference_profile: p.json")
     checks = by_id(evaluate(path))
     assert "made with 5 bins; the policy asks for 10" in checks["drift/psi[x]"].message
+    assert "`--bins 10` or set `bins: 5`" in checks["drift/psi[x]"].message
+    # tests that do not read the bins are unaffected by the mismatch
+    assert checks["drift/ks[x]"].verdict == "pass"
+    assert checks["drift/missing_share[x]"].verdict == "pass"
     workspace.write("p.json", '{"hello": 1}')
     with pytest.raises(InputError, match="is not an mlcheck profile"):
         evaluate(path)
+    prediction = drift_policy(workspace, reference, reference, "    - {test: psi, max: 0.2}",
+                              extra="reference_profile: p.json\n          prediction: true")
+    with pytest.raises(PolicyError, match="a reference profile does not hold") as caught:
+        evaluate(prediction)
+    assert "drift.prediction" in str(caught.value)
 
 
 def test_review_findings_on_drift(workspace):
@@ -297,3 +308,26 @@ def test_a_column_that_cannot_be_prepared_spoils_no_other(workspace):
     assert checks["drift/psi[a]"].verdict == "error"
     assert "holds non-numeric values" in checks["drift/psi[a]"].message
     assert checks["drift/psi[b]"].verdict == "fail"
+
+
+def test_timestamps_are_tested_as_numbers_whatever_their_resolution(workspace):
+    start = pd.Timestamp("2026-01-01")
+    days = pd.to_timedelta(RNG.integers(0, 365, 2000), unit="D")
+    reference = pd.DataFrame({"when": (start + days).astype("datetime64[ns]")})
+    later = pd.DataFrame({"when": (start + days[:1000] + pd.Timedelta(days=200)
+                                   ).astype("datetime64[us]")})
+    same = pd.DataFrame({"when": (start + days[1000:]).astype("datetime64[s]")})
+    for current, verdict in ((later, "fail"), (same, "pass")):
+        workspace.frame("reference.parquet", reference)
+        workspace.frame("current.parquet", current)
+        path = workspace.policy("""
+            mlcheck: 1
+            name: dates
+            data: {datasets: {reference: reference.parquet, current: current.parquet}}
+            drift:
+              rules: [{test: ks}, {test: psi, max: 0.2}]
+            """)
+        checks = by_id(evaluate(path))
+        assert checks["drift/ks[when]"].verdict == verdict
+        assert checks["drift/psi[when]"].verdict == verdict
+        assert len(checks["drift/psi[when]"].evidence["bins"]["edges"]) == 9

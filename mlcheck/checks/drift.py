@@ -72,10 +72,8 @@ def make_profile(frame: pd.DataFrame, bins: int = 10) -> dict[str, Any]:
         series = frame[name]
         present = series.dropna()
         base = {"rows": len(series), "missing": int(series.isna().sum())}
-        numeric = pd.api.types.is_numeric_dtype(series) and not \
-            pd.api.types.is_bool_dtype(series)
-        if numeric and len(present):
-            values = np.sort(present.to_numpy(dtype=float))
+        if is_numeric(series) and len(present):
+            values = np.sort(as_numbers(present))
             edges, shares, _ = quantile_bins(values, values[:1], bins)
             columns[str(name)] = {**base, "kind": "numeric", "values": len(values),
                                   "std": float(np.std(values)),
@@ -196,8 +194,23 @@ def _is_numeric(context: Context, spec: DriftSpec, column: str) -> bool:
     if profile is not None and column in profile.columns:
         return profile.columns[column]["kind"] == "numeric"
     frame = context.frame(spec.reference if profile is None else spec.current)
-    return pd.api.types.is_numeric_dtype(frame[column]) and not \
-        pd.api.types.is_bool_dtype(frame[column])
+    return is_numeric(frame[column])
+
+
+def is_numeric(series: pd.Series) -> bool:
+    """Numbers and timestamps are drift-tested as numbers; bools and text as categories."""
+    return (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+            ) or pd.api.types.is_datetime64_any_dtype(series)
+
+
+def as_numbers(values: pd.Series) -> np.ndarray:
+    """Non-missing values as floats; timestamps as seconds since 1970 (UTC), whatever
+    their resolution, so a reference stored in ns compares with a batch stored in us."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        stamps = pd.to_datetime(values, utc=True)
+        return ((stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(
+            dtype=float)
+    return values.to_numpy(dtype=float)
 
 
 def _prepare(series: pd.Series, numeric: bool) -> Sample:
@@ -206,7 +219,7 @@ def _prepare(series: pd.Series, numeric: bool) -> Sample:
     present = series.dropna()
     if numeric:
         try:
-            values = present.to_numpy(dtype=float)
+            values = as_numbers(present)
         except (TypeError, ValueError):
             raise CheckError(f"column '{series.name}' is numeric in the reference but holds "
                              f"non-numeric values here ({series.dtype})") from None
@@ -295,9 +308,6 @@ def sample(context: Context, spec: DriftSpec, side: str, column: str) -> Sample:
             if column not in profile.columns:
                 raise CheckError(f"column '{column}' is not in the reference profile "
                                  f"{profile.artifact.path}")
-            if profile.bins != spec.bins:
-                raise CheckError(f"the reference profile was made with {profile.bins} bins; "
-                                 f"the policy asks for {spec.bins}")
             return Sample.from_profile(profile.columns[column])
         return _prepare(_column_values(context, spec, dataset, column),
                         _is_numeric(context, spec, column))
@@ -457,6 +467,12 @@ def _column_check(rule: DriftRule, spec: DriftSpec, column: str):
                            {k: found[k] for k in ("reference_rows", "current_rows")})
         if "empty" in found:
             raise CheckError(found["empty"])
+        profile = context.subject.profile
+        if profile is not None and profile.bins != spec.bins and "edges" in found["bins"] \
+                and rule.test in ("psi", "jensen_shannon"):
+            raise CheckError(f"the reference profile was made with {profile.bins} bins; the "
+                             f"policy asks for {spec.bins}: make the profile with "
+                             f"`--bins {spec.bins}` or set `bins: {profile.bins}`")
         evidence = {key: found[key] for key in ("reference_rows", "current_rows", "bins")}
         if not _enough(found, spec):
             return Outcome(False, None, {}, found["current_values"], "too few values",
