@@ -331,3 +331,27 @@ def test_timestamps_are_tested_as_numbers_whatever_their_resolution(workspace):
         assert checks["drift/ks[when]"].verdict == verdict
         assert checks["drift/psi[when]"].verdict == verdict
         assert len(checks["drift/psi[when]"].evidence["bins"]["edges"]) == 9
+
+
+def test_the_shipped_batch_monitor_passes_a_like_batch_and_fails_a_shifted_one(workspace):
+    """policies/adult-batch-monitor.yaml against its shipped profile: the test split passes,
+    a batch of older applicants (age >= 45) is drift and exits 1, the retraining trigger."""
+    from typer.testing import CliRunner
+
+    from mlcheck.cli import app
+
+    monitor = ADULT.parents[2] / "policies" / "adult-batch-monitor.yaml"
+    batch = pd.read_csv(ADULT / "adult-test.csv.gz")
+    workspace.frame("older.csv", batch[batch["age"] >= 45])
+    text = monitor.read_text().replace("../examples/", f"{ADULT.parents[1]}/")
+    for data, code in ((str(ADULT / "adult-test.csv.gz"), 0), ("older.csv", 1)):
+        policy = workspace.write("monitor.yaml", text.replace(
+            f"{ADULT}/adult-test.csv.gz", data))
+        done = CliRunner().invoke(app, ["check", str(policy), "--json", "m.json",
+                                        "--report", "m.html"])
+        assert done.exit_code == code, done.output
+    checks = {c["id"]: c for c in __import__("json").loads(
+        (workspace.root / "m.json").read_text())["checks"]}
+    assert checks["drift/ks[age]"]["verdict"] == "fail"
+    assert checks["drift/share_of_drifted_columns"]["evidence"]["drifted"] == [
+        "age", "marital_status", "relationship"]  # older people are more often married
