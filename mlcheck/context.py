@@ -218,20 +218,22 @@ class Context:
         else:
             proba = self._call(model, "predict_proba", dataset)
             classes = list(model.estimator.classes_)
-            if self.task == BINARY:
-                positive = self._positive(classes)
-                matches = [i for i, c in enumerate(classes) if label_key(c) == label_key(positive)]
-                if not matches:
-                    raise CheckError(f"{role} model's classes {classes} do not include the "
-                                     f"positive label {positive!r}")
-                scores = proba[:, matches[0]]
-            else:
-                scores = proba
+            scores = proba[:, self.positive_index(classes, role)] if self.task == BINARY \
+                else proba
         bad = int(np.count_nonzero(~np.isfinite(scores)))
         if bad:
             raise CheckError(f"{role} model produced {bad} NaN or infinite scores on dataset "
                              f"'{dataset}' ({scores.shape[0]} rows)")
         return scores
+
+    def positive_index(self, classes: list, role: str = "candidate") -> int:
+        """Where the positive label is in a binary model's `classes_`."""
+        positive = self._positive(classes)
+        matches = [i for i, c in enumerate(classes) if label_key(c) == label_key(positive)]
+        if not matches:
+            raise CheckError(f"{role} model's classes {classes} do not include the "
+                             f"positive label {positive!r}")
+        return matches[0]
 
     def _positive(self, classes: list) -> Any:
         """The positive label: resolved from the target when it was checked, else the

@@ -401,6 +401,74 @@ class DriftSpec(Spec):
     rules: tuple[DriftRule, ...] = Field(min_length=1, description="The rules.")
 
 
+ExplainTest = Literal["not_in_top", "required_in_top", "max_attribution_share", "direction",
+                     "stability"]
+EXPLAIN_NEEDS = {  # the keys each explainability test needs ...
+    "not_in_top": {"features", "k"}, "required_in_top": {"features", "k"},
+    "max_attribution_share": {"max"}, "direction": {"features", "direction"},
+    "stability": {"min"},
+}
+EXPLAIN_OPTIONAL = {"stability": {"against", "k"}}  # ... and may take; any other is an error
+
+
+class ExplainabilityRule(Spec):
+    """A constraint on what the model relies on, read from its SHAP attributions."""
+
+    test: ExplainTest = Field(description="The constraint; see the table of explainability "
+                              "tests.")
+    features: tuple[str, ...] | None = Field(None, min_length=1, description="Input columns "
+                                             "the test is about (one check each).")
+    k: int | None = Field(None, ge=1, description="Top-k by mean |SHAP|: not_in_top, "
+                          "required_in_top; stability compares the union of both top-k.")
+    max: float | None = Field(None, gt=0, le=1, description="max_attribution_share: highest "
+                              "share of the total mean |SHAP| one feature may hold.")
+    min: float | None = Field(None, ge=-1, le=1, description="stability: lowest rank "
+                              "correlation (Spearman) of the two importance rankings.")
+    direction: Literal["increasing", "decreasing"] | None = Field(
+        None, description="direction: the declared sign of the feature's effect.")
+    against: Literal["baseline", "halves"] = Field(
+        "baseline", description="stability: compare with the baseline model, or the two "
+        "halves of the explained rows.")
+    severity: Severity | None = Field(None, description="Overrides the section's severity.")
+    id: Name | None = Field(None, description="Check id to use instead of the test name.")
+
+    _features = field_validator("features", mode="before")(
+        lambda cls, v: [v] if isinstance(v, str) else v)
+
+    @model_validator(mode="after")
+    def _keys(self) -> ExplainabilityRule:
+        needs = EXPLAIN_NEEDS[self.test]
+        given = {key for key in ("features", "k", "max", "min", "direction")
+                 if getattr(self, key) is not None} | (self.model_fields_set & {"against"})
+        extra = sorted(given - needs - EXPLAIN_OPTIONAL.get(self.test, set()))
+        if extra:
+            raise ValueError(f"`{self.test}` does not use {', '.join(f'`{k}`' for k in extra)}")
+        needed = sorted(needs - given)
+        if needed:
+            raise ValueError(f"`{self.test}` needs {', '.join(f'`{k}`' for k in needed)}")
+        return self
+
+
+class ExplainabilitySpec(Spec):
+    """SHAP attributions of the candidate (and baseline) on a sample of a dataset."""
+
+    dataset: str = Field("eval", description="Dataset whose rows are explained.")
+    explainer: Literal["auto", "tree", "linear", "permutation"] = Field(
+        "auto", description="`tree` (exact, tree ensembles), `linear` (exact, linear models), "
+        "`permutation` (model-agnostic, under a budget) or `auto`.")
+    rows: int | None = Field(None, ge=10, description="Rows explained, a seeded sample: "
+                             "default 1,000, or 200 for the permutation explainer.")
+    background: int = Field(100, ge=1, description="Background rows for the linear and "
+                            "permutation explainers.")
+    evaluations: int | None = Field(None, ge=1, description="Permutation explainer: model "
+                                    "evaluations per explained row; default 10 x (features "
+                                    "+ 1).")
+    seed: int = Field(0, ge=0, description="Seed of the sample, background and permutations.")
+    severity: Severity = Field("block", description="Default severity of explainability "
+                               "checks.")
+    rules: tuple[ExplainabilityRule, ...] = Field(min_length=1, description="The rules.")
+
+
 class StatisticsSpec(Spec):
     """How intervals are computed, for every check that reports one."""
 
@@ -425,6 +493,8 @@ class Policy(Spec):
     performance: PerformanceSpec | None = Field(None, description="Performance rules.")
     fairness: FairnessSpec | None = Field(None, description="Group fairness rules.")
     drift: DriftSpec | None = Field(None, description="Drift rules.")
+    explainability: ExplainabilitySpec | None = Field(None, description="Explainability "
+                                                      "rules (SHAP).")
     statistics: StatisticsSpec = Field(default_factory=StatisticsSpec,
                                        description="Confidence intervals.")
 
@@ -741,6 +811,10 @@ def _explain(exc: ValidationError, raw: dict, positions: dict, path: Path) -> li
             message = f"unknown key '{key}'" + suggest(str(key), valid)
             if valid:
                 message += f"; valid keys here: {', '.join(valid)}"
+        elif kind == "too_short" and any(
+                other["loc"][:len(error["loc"])] == error["loc"] and other is not error
+                for other in errors):
+            continue  # pydantic counts only valid items: the bad item below is the problem
         elif kind == "missing":
             missing = error["loc"][-1]
             if (loc[:-1], missing) in typos:
@@ -842,10 +916,30 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
                                  + f"; datasets: {', '.join(datasets)}",
                                  where("schema", "datasets", index)))
 
-    if not any((policy.schema_, policy.performance, policy.fairness, policy.drift)):
+    if not any((policy.schema_, policy.performance, policy.fairness, policy.drift,
+                policy.explainability)):
         problems.append(("the policy defines no checks: add a `schema`, `performance`, "
-                         "`fairness` or `drift` section (a gate with nothing to check would "
-                         "always pass)", where("mlcheck")))
+                         "`fairness`, `drift` or `explainability` section (a gate with "
+                         "nothing to check would always pass)", where("mlcheck")))
+    explain = policy.explainability
+    if explain:
+        if explain.dataset not in datasets:
+            problems.append((f"unknown dataset '{explain.dataset}'"
+                             + suggest(explain.dataset, datasets)
+                             + f"; datasets: {', '.join(datasets)}",
+                             where("explainability", "dataset")))
+        if model is None:
+            problems.append(("explainability needs a `model` to explain",
+                             where("explainability")))
+        for index, rule in enumerate(explain.rules):
+            if rule.test == "stability" and rule.against == "baseline" and model \
+                    and model.baseline is None:
+                problems.append(("`stability` against the baseline needs `model.baseline` "
+                                 "(or `against: halves`)",
+                                 where("explainability", "rules", index, "against")))
+            if rule.test == "direction" and model and model.task == MULTICLASS:
+                problems.append(("`direction` needs one score per row (binary or "
+                                 "regression)", where("explainability", "rules", index)))
     if policy.drift:
         for key in ("current",) if policy.drift.reference_profile else ("reference", "current"):
             name = getattr(policy.drift, key)

@@ -16,7 +16,9 @@ from mlcheck.cli import app
 from .conftest import BINARY_POLICY, EXAMPLE_POLICY, EXAMPLES
 
 runner = CliRunner()
-FAILING_RULE = "    - {metric: recall, min: 0.62, by: [sex]}\n"
+FAILING_RULES = ("    - {metric: recall, min: 0.62, by: [sex]}\n",
+                 "    - {test: not_in_top, k: 3, features: [sex, race, marital_status, "
+                 "relationship]}\n")
 
 
 def typo_line() -> int:
@@ -32,8 +34,9 @@ def example_copy(workspace, drop_failing_rule: bool = False, typo: bool = False)
     """The example policy, written into the workspace with its paths made absolute."""
     text = EXAMPLE_POLICY.read_text().replace("../examples/", f"{EXAMPLES}/")
     if drop_failing_rule:
-        assert FAILING_RULE in text
-        text = text.replace(FAILING_RULE, "")
+        for rule in FAILING_RULES:
+            assert rule in text
+            text = text.replace(rule, "")
     if typo:
         text = text.replace("metric: brier_score", "metric: brier")
     path = workspace.root / "adult.yaml"
@@ -41,7 +44,7 @@ def example_copy(workspace, drop_failing_rule: bool = False, typo: bool = False)
     return path
 
 
-def test_example_is_blocked_by_the_intended_rule(workspace):
+def test_example_is_blocked_by_the_intended_rules(workspace):
     result = run("check", example_copy(workspace))
     assert result.exit_code == 1, result.output
     assert "FAIL" in result.output
@@ -50,12 +53,13 @@ def test_example_is_blocked_by_the_intended_rule(workspace):
     record = json.loads((workspace.root / "reports/adult-income.json").read_text())
     assert record["verdict"] == "blocked"
     failing = [c["id"] for c in record["checks"] if c["verdict"] == "fail"]
-    assert failing == ["performance/recall[sex=Female]"]
+    assert failing == ["performance/recall[sex=Female]",
+                       "explainability/not_in_top[marital_status]"]
     html = (workspace.root / "reports/adult-income.html").read_text()
     assert "BLOCKED" in html and 'id="performance/recall[sex=Female]"' in html
 
 
-def test_example_passes_without_the_failing_rule(workspace):
+def test_example_passes_without_the_failing_rules(workspace):
     result = run("check", example_copy(workspace, drop_failing_rule=True), "--json", "out.json",
                  "--report", "out.html")
     assert result.exit_code == 0, result.output
@@ -109,7 +113,8 @@ def test_summary_lists_what_did_not_pass_and_verbose_lists_all(workspace):
     assert "schema/age" not in default
     assert re.search(r"^INCONCLUSIVE +fairness/equal_opportunity_difference\[race\]  "
                      r"inconclusive: the 95% interval is", default, flags=re.M)
-    assert "passed: 16 schema, 9 performance, 1 fairness, 39 drift checks" in default
+    assert ("passed: 16 schema, 9 performance, 1 fairness, 39 drift, 8 explainability "
+            "checks") in default
     # whole ids on one line, however narrow the terminal
     assert re.search(r"^WARN +performance/precision\[race=Amer-Indian-Eskimo\]  precision = "
                      r"0\.7500, 95% CI", default, flags=re.M)
@@ -117,7 +122,7 @@ def test_summary_lists_what_did_not_pass_and_verbose_lists_all(workspace):
     assert re.search(r"^ +Female: n=5421, selection_rate 0\.08\d \[0\.0\d\d, 0\.0\d\d\], "
                      r"true_positive_rate 0\.59\d", default, flags=re.M)  # per-group evidence
     quiet = run("check", policy, "-q").stdout.splitlines()
-    assert quiet[0].startswith("BLOCKED (65 pass, 1 fail, 5 warn, 1 inconclusive)")
+    assert quiet[0].startswith("BLOCKED (73 pass, 2 fail, 5 warn, 1 inconclusive)")
 
 
 def test_output_paths_are_checked_before_the_run(workspace):
