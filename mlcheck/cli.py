@@ -21,6 +21,7 @@ from mlcheck.engine import evaluate
 from mlcheck.errors import MlcheckError
 from mlcheck.policy import load_policy, policy_json_schema
 from mlcheck.report import render_html
+from mlcheck.report.text import detail_lines
 from mlcheck.result import (
     CheckResult,
     RunResult,
@@ -210,7 +211,7 @@ def _print_summary(result: RunResult, *, verbose: bool, quiet: bool) -> None:
                 style = STYLES.get(check.verdict, "")
                 out.print(f"[{style}]{check.verdict.upper():<{width}}[/]  {escape(check.id)}  "
                           f"{escape(check.message)}", soft_wrap=True)
-                for line in group_lines(check):
+                for line in detail_lines(check.family, check.evidence):
                     out.print(" " * (width + 2) + escape(line), style="dim", soft_wrap=True)
         if not verbose:
             passed: dict[str, int] = {}
@@ -227,26 +228,6 @@ def _print_summary(result: RunResult, *, verbose: bool, quiet: bool) -> None:
                   soft_wrap=True)
     else:
         out.print(f"[bold green]PASSED[/] ({counts})", soft_wrap=True)
-
-
-def group_lines(check: CheckResult) -> list[str]:
-    """Per-group evidence of a fairness check, one line per group."""
-    groups = check.evidence.get("groups") if check.family == "fairness" else None
-    if not groups:
-        return []
-    metrics = [k for k in groups[0] if k not in ("group", "n") and not k.endswith("_interval")]
-    lines = []
-    for row in groups:
-        parts = [f"{row['group']}: n={row['n']}"]
-        for name in metrics:
-            value = row.get(name)
-            text = "nan" if value is None else f"{value:.3f}"
-            interval = row.get(f"{name}_interval")
-            if interval and None not in interval:
-                text += f" [{interval[0]:.3f}, {interval[1]:.3f}]"
-            parts.append(f"{name} {text}")
-        lines.append(", ".join(parts))
-    return lines
 
 
 def _file_stem(name: str) -> str:

@@ -11,7 +11,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mlcheck.checks import Check, drift, explainability, fairness, performance, schema
+from mlcheck.checks import (
+    Check,
+    drift,
+    explainability,
+    fairness,
+    performance,
+    robustness,
+    schema,
+)
 from mlcheck.context import Context
 from mlcheck.errors import CheckError, InputError
 from mlcheck.policy import Policy, load_policy
@@ -20,9 +28,10 @@ from mlcheck.subject import load_subject
 
 FAMILIES = {"schema": schema.compile_checks, "performance": performance.compile_checks,
             "fairness": fairness.compile_checks, "drift": drift.compile_checks,
-            "explainability": explainability.compile_checks}
+            "explainability": explainability.compile_checks,
+            "robustness": robustness.compile_checks}
 RECORDED_PACKAGES = ("numpy", "pandas", "scikit-learn", "pandera", "pydantic", "skops",
-                     "pyarrow", "scipy", "shap")
+                     "pyarrow", "scipy", "shap", "hypothesis")
 
 Progress = Callable[[CheckResult, int, int], None]  # (result, checks done, checks in all)
 

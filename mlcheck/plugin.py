@@ -475,6 +475,7 @@ class CheckItem(pytest.Item):
 def failure_text(result: CheckResult) -> str:
     """The few lines pytest shows for a failing check (no traceback)."""
     from mlcheck.report.html import format_number
+    from mlcheck.report.text import detail_lines
 
     lines = [f"{result.id}: {result.verdict.upper()} (severity {result.severity})",
              f"  {result.message}"]
@@ -489,6 +490,7 @@ def failure_text(result: CheckResult) -> str:
     summary = _evidence_summary(result.evidence)
     if summary:
         lines.append(f"  evidence: {summary}")
+    lines.extend("  " + line for line in detail_lines(result.family, result.evidence))
     if result.policy_file:
         lines.append(f"  rule: {result.policy_file}:{result.policy_line}")
     return "\n".join(lines)

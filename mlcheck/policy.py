@@ -469,6 +469,73 @@ class ExplainabilitySpec(Spec):
     rules: tuple[ExplainabilityRule, ...] = Field(min_length=1, description="The rules.")
 
 
+PropertyName = Literal["valid_predictions", "invariant", "monotonic", "perturbation"]
+PROPERTY_NEEDS = {"valid_predictions": set(), "invariant": {"features"},
+                  "monotonic": {"features", "direction"}, "perturbation": {"noise"}}
+PROPERTY_OPTIONAL = {"valid_predictions": {"inputs"}, "invariant": {"inputs", "tolerance"},
+                     "monotonic": {"inputs", "tolerance"},
+                     "perturbation": {"max_flip_rate", "rows", "features"}}
+
+
+class RobustnessRule(Spec):
+    """A behavioural property the model must have on inputs hypothesis searches."""
+
+    property: PropertyName = Field(description="The property; see the table of properties.")
+    inputs: Literal["schema", "data"] | None = Field(
+        None, description="`schema`: rows generated from the schema section; `data`: real "
+        "rows of the dataset, changed by hypothesis. Default: schema for valid_predictions, "
+        "data otherwise.")
+    features: tuple[str, ...] | None = Field(None, min_length=1, description="invariant: "
+                                             "the features changed together; monotonic: one "
+                                             "check per feature; perturbation: the numeric "
+                                             "features noised (default: all).")
+    direction: Literal["increasing", "decreasing"] | None = Field(
+        None, description="monotonic: the score never decreases (increasing) or never "
+        "increases (decreasing) as the feature grows.")
+    tolerance: float | None = Field(None, ge=0, description="invariant: largest allowed "
+                                    "change of the score (default 0); monotonic: allowed "
+                                    "step against the direction (default 0).")
+    noise: float | None = Field(None, gt=0, description="perturbation: standard deviation "
+                                "of the Gaussian noise, as a fraction of each numeric "
+                                "column's standard deviation.")
+    max_flip_rate: float | None = Field(None, ge=0, le=1, description="perturbation: "
+                                        "highest share of rows whose predicted class may "
+                                        "flip (default 0.05).")
+    rows: int | None = Field(None, ge=1, description="perturbation: real rows perturbed "
+                             "(default 1,000).")
+    severity: Severity | None = Field(None, description="Overrides the section's severity.")
+    id: Name | None = Field(None, description="Check id to use instead of the property.")
+
+    _features = field_validator("features", mode="before")(
+        lambda cls, v: [v] if isinstance(v, str) else v)
+
+    @model_validator(mode="after")
+    def _keys(self) -> RobustnessRule:
+        needs = PROPERTY_NEEDS[self.property]
+        given = {key for key in ("inputs", "features", "direction", "tolerance", "noise",
+                                 "max_flip_rate", "rows") if getattr(self, key) is not None}
+        extra = sorted(given - needs - PROPERTY_OPTIONAL[self.property])
+        if extra:
+            raise ValueError(f"`{self.property}` does not use "
+                             f"{', '.join(f'`{k}`' for k in extra)}")
+        needed = sorted(needs - given)
+        if needed:
+            raise ValueError(f"`{self.property}` needs {', '.join(f'`{k}`' for k in needed)}")
+        return self
+
+
+class RobustnessSpec(Spec):
+    """Behavioural properties, searched with hypothesis: deterministic for a seed."""
+
+    dataset: str = Field("eval", description="Dataset of the real rows (`inputs: data`, "
+                         "perturbation).")
+    examples: int = Field(100, ge=1, le=100_000, description="Examples hypothesis tries per "
+                          "property (before shrinking a failure).")
+    seed: int = Field(0, ge=0, description="Seed of the search and of the noise.")
+    severity: Severity = Field("block", description="Default severity of robustness checks.")
+    rules: tuple[RobustnessRule, ...] = Field(min_length=1, description="The rules.")
+
+
 class StatisticsSpec(Spec):
     """How intervals are computed, for every check that reports one."""
 
@@ -495,6 +562,8 @@ class Policy(Spec):
     drift: DriftSpec | None = Field(None, description="Drift rules.")
     explainability: ExplainabilitySpec | None = Field(None, description="Explainability "
                                                       "rules (SHAP).")
+    robustness: RobustnessSpec | None = Field(None, description="Behavioural properties "
+                                              "(hypothesis).")
     statistics: StatisticsSpec = Field(default_factory=StatisticsSpec,
                                        description="Confidence intervals.")
 
@@ -917,10 +986,29 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
                                  where("schema", "datasets", index)))
 
     if not any((policy.schema_, policy.performance, policy.fairness, policy.drift,
-                policy.explainability)):
+                policy.explainability, policy.robustness)):
         problems.append(("the policy defines no checks: add a `schema`, `performance`, "
-                         "`fairness`, `drift` or `explainability` section (a gate with "
-                         "nothing to check would always pass)", where("mlcheck")))
+                         "`fairness`, `drift`, `explainability` or `robustness` section (a "
+                         "gate with nothing to check would always pass)", where("mlcheck")))
+    robust = policy.robustness
+    if robust:
+        if robust.dataset not in datasets:
+            problems.append((f"unknown dataset '{robust.dataset}'"
+                             + suggest(robust.dataset, datasets)
+                             + f"; datasets: {', '.join(datasets)}",
+                             where("robustness", "dataset")))
+        if model is None:
+            problems.append(("robustness needs a `model` to query", where("robustness")))
+        for index, rule in enumerate(robust.rules):
+            inputs = rule.inputs or ("schema" if rule.property == "valid_predictions"
+                                     else "data")
+            if inputs == "schema" and policy.schema_ is None:
+                problems.append(("`inputs: schema` generates rows from the `schema` section, "
+                                 "and the policy has none: add one or use `inputs: data`",
+                                 where("robustness", "rules", index)))
+            if rule.property == "perturbation" and model and model.task == REGRESSION:
+                problems.append(("`perturbation` counts flipped classes: it is for "
+                                 "classifiers", where("robustness", "rules", index)))
     explain = policy.explainability
     if explain:
         if explain.dataset not in datasets:
