@@ -256,3 +256,104 @@ def test_regression_and_multiclass_models(workspace):
     path.write_text(text)
     with pytest.raises(PolicyError, match="`direction` needs one score per row"):
         evaluate(path)
+
+
+def explain_only(workspace, frame: pd.DataFrame, model, rules: list[str], target: str,
+                 task: str = "binary_classification", settings: str = "rows: 200",
+                 features: str = "") -> dict:
+    workspace.frame("eval.csv", frame)
+    workspace.pickle("model.pkl", model)
+    path = workspace.policy(
+        "mlcheck: 1\nname: explain\n"
+        f"model: {{path: model.pkl, task: {task}, trust: true{features}}}\n"
+        f"data: {{target: {target}, datasets: {{eval: eval.csv}}}}\n"
+        "statistics: {resamples: 100}\n"
+        f"explainability:\n  {settings}\n  rules:\n"
+        + "".join(f"    - {rule}\n" for rule in rules))
+    return {c.id: c for c in evaluate(path).checks}
+
+
+def test_columns_are_matched_by_name_and_unused_ones_are_not_explained(workspace):
+    frame = credit_frame()
+    model = RandomForestClassifier(30, max_depth=5, random_state=0).fit(
+        frame[["income", "debt", "noise"]], frame["default"])
+    shuffled = frame[["noise", "debt", "income", "default"]].assign(customer_id=range(1200))
+    checks = explain_only(workspace, shuffled, model, [
+        "{test: not_in_top, k: 1, features: [noise]}"], "default")
+    check = checks["explainability/not_in_top[noise]"]
+    assert check.verdict == "pass", check.message
+    assert [row["feature"] for row in check.evidence["importance"]][2] == "noise"
+    assert {row["feature"] for row in check.evidence["importance"]} == {
+        "income", "debt", "noise"}  # customer_id is no input of the model
+
+
+def test_a_feature_without_attribution_is_never_in_the_top_k(workspace):
+    from sklearn.tree import DecisionTreeClassifier
+
+    frame = credit_frame()
+    stump = DecisionTreeClassifier(max_depth=1).fit(frame[["income", "debt", "noise"]],
+                                                    frame["debt"] > 20)
+    frame["flag"] = frame["debt"] > 20
+    checks = explain_only(workspace, frame, stump, [
+        "{test: not_in_top, k: 2, features: [income, noise]}",
+        "{test: required_in_top, k: 2, features: [noise]}"], "flag",
+        features=", features: [income, debt, noise]")
+    assert checks["explainability/not_in_top[income]"].verdict == "pass"
+    assert checks["explainability/not_in_top[noise]"].verdict == "pass"
+    assert checks["explainability/required_in_top[noise]"].verdict == "fail"
+    assert "ranks 2 of 3" in checks["explainability/not_in_top[income]"].message  # tied
+
+
+def test_rows_sorted_by_a_category_still_trace_every_encoded_column(workspace):
+    frame = credit_frame(rows=12000).sort_values("region", kind="stable")
+    model = FAMILIES["logistic pipeline"][0]().fit(frame[PIPELINE_INPUTS], frame["default"])
+    checks = explain_only(workspace, frame, model, [
+        "{test: max_attribution_share, max: 1}"], "default",
+        features=f", features: [{', '.join(PIPELINE_INPUTS)}]")
+    about = checks["explainability/max_attribution_share"].evidence["explainer"]
+    assert about["explainer"] == "linear" and about["unattributed_share"] == 0
+
+
+def test_auto_falls_back_when_the_exact_explainer_cannot_be_trusted(workspace):
+    """Mixed preprocessing (PCA), a model shap reads wrongly (categorical splits on codes)
+    and a link function shap ignores (Poisson) go to the permutation explainer, and the
+    message says so."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import PoissonRegressor
+
+    frame = credit_frame(rows=600)
+    numeric = ["income", "debt", "noise"]
+    mixed = Pipeline([("scale", StandardScaler()), ("pca", PCA(3)),
+                      ("model", LogisticRegression())]).fit(frame[numeric], frame["default"])
+    frame["region_code"] = frame["region"].map({"north": 0, "south": 1, "east": 2})
+    coded = ["income", "debt", "region_code"]
+    categorical = HistGradientBoostingClassifier(
+        max_iter=30, categorical_features=[2], random_state=0).fit(
+        frame[coded].to_numpy(), frame["default"])
+    frame["count"] = np.random.default_rng(0).poisson(np.exp(frame["debt"] / 20))
+    poisson = PoissonRegressor().fit(frame[numeric], frame["count"])
+    cases = [(mixed, "default", "binary_classification", numeric, "mixes input columns"),
+             (categorical, "default", "binary_classification", coded, "do not add up"),
+             (poisson, "count", "regression", numeric, "do not add up")]
+    for model, target, task, inputs, reason in cases:
+        checks = explain_only(workspace, frame, model, [
+            "{test: max_attribution_share, max: 1}"], target, task=task,
+            settings="rows: 40", features=f", features: [{', '.join(inputs)}]")
+        check = checks["explainability/max_attribution_share"]
+        assert check.verdict == "pass", check.message
+        assert check.evidence["explainer"]["explainer"] == "permutation"
+        assert reason in check.message and "fell back to permutation" in check.message
+
+
+def test_too_few_rows_or_too_large_k_cannot_give_a_verdict(workspace):
+    frame = credit_frame(rows=20)
+    model = LogisticRegression().fit(frame[["income", "debt"]], frame["default"])
+    checks = explain_only(workspace, frame, model, [
+        "{test: max_attribution_share, max: 0.9}",
+        "{test: not_in_top, k: 2, features: [income]}"], "default",
+        features=", features: [income, debt]")
+    assert checks["explainability/max_attribution_share"].verdict == "inconclusive"
+    assert "only 20 rows explained, fewer than 30" in \
+        checks["explainability/max_attribution_share"].message
+    assert "k = 2, but the model has 2 inputs" in \
+        checks["explainability/not_in_top[income]"].message

@@ -10,6 +10,7 @@ encoded columns move.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from dataclasses import dataclass
@@ -27,7 +28,10 @@ from mlcheck.stats import bootstrap_counts, percentile_interval
 
 DEFAULT_ROWS = 1000  # exact explainers: about 0.5 s for a 100-iteration boosted model
 PERMUTATION_ROWS = 200  # the model-agnostic explainer costs rows x evaluations model calls
-OWNER_ROWS = 5000  # rows used to find which input column each encoded column comes from
+OWNER_ROWS = 5000  # rows (a seeded sample) used to trace encoded columns to input columns
+MAX_SHARED_SHARE = 0.05  # more attribution on encoded columns of several inputs: PCA-like
+MAX_UNOWNED_SHARE = 0.01  # more attribution on encoded columns traced to no input
+MIN_EXPLAINED_ROWS = 30  # fewer explained rows: the checks are inconclusive
 EFFECT_BINS = 10
 
 
@@ -115,36 +119,52 @@ def _rule_check(rule: ExplainabilityRule, spec: ExplainabilitySpec, feature: str
                              + f"; inputs: {', '.join(found.columns)}")
         n = len(found.rows)
         evidence = {"explainer": found.about, "importance": ranked.table(found)}
-        total = len(found.columns)
-        if rule.test in ("not_in_top", "required_in_top"):
-            rank = ranked.rank[feature]
-            j = found.columns.index(feature)
-            share = ranked.share[j]
-            in_top = rank <= rule.k
-            passed = in_top if rule.test == "required_in_top" else not in_top
-            where = (f"{feature} ranks {rank} of {total} by mean |SHAP| "
-                     f"({ranked.mean_abs[j]:.4g}, {share:.1%} of the total)")
-            demand = ("must be" if rule.test == "required_in_top" else "must not be")
-            bounds = {"max": rule.k} if rule.test == "required_in_top" else {"min": rule.k + 1}
-            return Outcome(passed, float(rank), bounds, n,
-                           f"{where}; {demand} in the top {rule.k}", evidence)
-        if rule.test == "max_attribution_share":
-            j = int(np.argmax(ranked.share))
-            value = float(ranked.share[j])
-            interval = None
-            if ranked.share_resamples is not None:
-                interval = percentile_interval(ranked.share_resamples[:, j],
-                                               context.policy.statistics.confidence).to_dict()
-            passed = value <= rule.max
-            return Outcome(passed, value, {"max": rule.max}, n,
-                           f"{found.columns[j]} holds {value:.1%} of the total mean |SHAP| "
-                           f"{'<=' if passed else '>'} {rule.max:.0%}",
-                           {**evidence, "feature": found.columns[j]}, interval)
-        if rule.test == "direction":
-            return _direction(rule, found, feature, evidence)
-        return _stability(rule, context, found, ranked, evidence)
+        outcome = _judge(rule, context, found, ranked, feature, evidence)
+        note = found.about.get("fallback")
+        if note:
+            outcome = dataclasses.replace(outcome, message=f"{outcome.message} ({note})")
+        if n < MIN_EXPLAINED_ROWS:
+            return dataclasses.replace(outcome, inconclusive=(
+                f"only {n} rows explained, fewer than {MIN_EXPLAINED_ROWS}"))
+        return outcome
 
     return evaluate
+
+
+def _judge(rule: ExplainabilityRule, context: Context, found: Attributions,
+           ranked: Importance, feature: str | None, evidence: dict) -> Outcome:
+    """The rule's verdict on the candidate's attributions."""
+    n, total = len(found.rows), len(found.columns)
+    if rule.test in ("not_in_top", "required_in_top"):
+        if rule.k >= total:
+            raise CheckError(f"k = {rule.k}, but the model has {total} inputs: every "
+                             "feature is in the top k")
+        rank = ranked.rank[feature]
+        j = found.columns.index(feature)
+        share = ranked.share[j]
+        in_top = rank <= rule.k and share > 0  # no attribution is never "in the top"
+        passed = in_top if rule.test == "required_in_top" else not in_top
+        where = (f"{feature} ranks {rank} of {total} by mean |SHAP| "
+                 f"({ranked.mean_abs[j]:.4g}, {share:.1%} of the total)")
+        demand = ("must be" if rule.test == "required_in_top" else "must not be")
+        bounds = {"max": rule.k} if rule.test == "required_in_top" else {"min": rule.k + 1}
+        return Outcome(passed, float(rank), bounds, n,
+                       f"{where}; {demand} in the top {rule.k}", evidence)
+    if rule.test == "max_attribution_share":
+        j = int(np.argmax(ranked.share))
+        value = float(ranked.share[j])
+        interval = None
+        if ranked.share_resamples is not None:
+            interval = percentile_interval(ranked.share_resamples[:, j],
+                                           context.policy.statistics.confidence).to_dict()
+        passed = value <= rule.max
+        return Outcome(passed, value, {"max": rule.max}, n,
+                       f"{found.columns[j]} holds {value:.1%} of the total mean |SHAP| "
+                       f"{'<=' if passed else '>'} {rule.max:.0%}",
+                       {**evidence, "feature": found.columns[j]}, interval)
+    if rule.test == "direction":
+        return _direction(rule, found, feature, evidence)
+    return _stability(rule, context, found, ranked, evidence)
 
 
 def _direction(rule: ExplainabilityRule, found: Attributions, feature: str,
@@ -175,6 +195,9 @@ def _stability(rule: ExplainabilityRule, context: Context, found: Attributions,
         first = dict(zip(ranked.columns, ranked.mean_abs, strict=True))
         second = dict(zip(other.columns, other.mean_abs, strict=True))
         names = ("candidate", "baseline")
+        baseline = attributions(context, "baseline")
+        evidence = {**evidence, "baseline_explainer": baseline.about,
+                    "baseline_importance": other.table(baseline)}
     else:
         spec = context.policy.explainability
         order = np.random.default_rng([spec.seed, 2]).permutation(len(found.rows))
@@ -206,7 +229,11 @@ def _top(values: dict[str, float], k: int) -> list[str]:
 
 
 def _ranks(values: dict[str, float]) -> dict[str, int]:
-    return {c: i + 1 for i, c in enumerate(_top(values, len(values)))}
+    """1 + the number of features strictly more important: tied features share a rank,
+    so a name's place in the alphabet never decides a verdict."""
+    ordered = sorted(values.values(), reverse=True)
+    return {c: 1 + sum(1 for v in ordered if v > values[c] * (1 + 1e-9) + 1e-15)
+            for c in values}
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -221,6 +248,8 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 def effect_correlation(found: Attributions, feature: str) -> float | None:
     """How a numeric feature's attribution moves with its value (None: not numeric)."""
     values = found.rows[feature]
+    if pd.api.types.is_bool_dtype(values):
+        values = values.astype(float)  # a yes/no flag: does "yes" raise the score?
     if not _is_number(values) or found.signed.shape[2] != 1:
         return None
     present = values.notna().to_numpy()
@@ -299,10 +328,10 @@ def _explain(context: Context, role: str) -> Attributions:
         import shap  # noqa: F401  (imported here: about 2 s, paid only by policies that explain)
     except ImportError:
         raise CheckError("explainability needs shap: pip install shap") from None
-    features = context.features(spec.dataset)
+    estimator = model.estimator
+    features = _inputs(context.features(spec.dataset), estimator, role)
     if len(features) == 0:
         raise CheckError(f"dataset '{spec.dataset}' has no rows to explain")
-    estimator = model.estimator
     kind = spec.explainer if spec.explainer != "auto" else _auto_kind(estimator)
     fallback = None
     try:
@@ -314,6 +343,21 @@ def _explain(context: Context, role: str) -> Attributions:
     found = _run(context, spec, role, estimator, features, "permutation")
     return Attributions(found.columns, found.signed, found.rows,
                         {**found.about, "fallback": fallback})
+
+
+def _inputs(features: pd.DataFrame, estimator: Any, role: str) -> pd.DataFrame:
+    """The columns the model was fitted on, in its order (`feature_names_in_`), so a
+    matrix is never matched to columns by position, and an unused column (an id) is not
+    explained; models fitted without names read every feature column."""
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is None:
+        return features
+    names = [str(n) for n in names]
+    missing = [n for n in names if n not in features.columns]
+    if missing:
+        raise CheckError(f"the {role} was fitted on columns the data lacks: "
+                         f"{', '.join(missing)}")
+    return features[names]
 
 
 class _Unsuitable(Exception):
@@ -403,15 +447,30 @@ def _run(context: Context, spec: ExplainabilitySpec, role: str, estimator: Any,
         about["units"] = units
         phi, base, explained_output = select(phi, base, explained_output)
         residual = float(np.max(np.abs(phi.sum(axis=1) + base - explained_output)))
+        if not _adds_up(residual, base):  # the model's own output, not shap's copy of it
+            raise _Unsuitable(f"its SHAP values do not add up to the model's output "
+                              f"(largest error {residual:.3g})")
         owners = _owners(context, role, pre, features, encoded.shape[1])
-        signed, unowned = _to_inputs(phi, owners, len(features.columns))
-        about.update(encoded_columns=encoded.shape[1], unattributed_share=unowned)
+        signed, unowned, shared = _to_inputs(phi, owners, len(features.columns))
+        if shared > MAX_SHARED_SHARE:
+            raise _Unsuitable(f"its preprocessing mixes input columns ({shared:.0%} of the "
+                              "attributions fall on encoded columns made from several "
+                              "inputs), so they cannot be given back to one input each")
+        if unowned > MAX_UNOWNED_SHARE:
+            raise _Unsuitable(f"{unowned:.0%} of the attributions fall on encoded columns "
+                              "no input column could be traced to")
+        about.update(encoded_columns=encoded.shape[1], unattributed_share=short(unowned),
+                     shared_share=short(shared))
     about.update(seconds=round(time.perf_counter() - started, 3),
                  additivity_max_error=float(f"{residual:.3g}"))
-    if not residual <= 1e-3 * max(1.0, float(np.max(np.abs(base)))):
+    if not _adds_up(residual, base):
         raise CheckError(f"SHAP values do not add up to the model's output (largest error "
                          f"{residual:.3g}): the attributions cannot be trusted")
     return Attributions(list(map(str, features.columns)), signed, sample, about)
+
+
+def _adds_up(residual: float, base: np.ndarray) -> bool:
+    return residual <= 1e-3 * max(1.0, float(np.max(np.abs(base))))
 
 
 def _output(context: Context, estimator: Any):
@@ -430,7 +489,7 @@ def _output(context: Context, estimator: Any):
             return (phi[:, :, positive:positive + 1], base[positive:positive + 1],
                     out[:, positive:positive + 1])
 
-        return f"score of the positive class {classes[positive]!r}", select
+        return f"score of the positive class '{classes[positive]}'", select
 
     def select(phi, base, out):
         return _three(phi), np.ravel(base), _two(out)
@@ -467,10 +526,25 @@ def _tree(final: Any, encoded: np.ndarray) -> tuple[Any, Any, Any, str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             phi = explainer.shap_values(encoded, check_additivity=False)
-        return (phi, explainer.expected_value, explainer.model.predict(encoded),
-                str(getattr(explainer.model, "tree_output", "raw")).replace("_", "-"))
+        units = str(getattr(explainer.model, "tree_output", "raw")).replace("_", "-")
+        return phi, explainer.expected_value, _model_output(final, encoded, units,
+                                                            explainer), units
     except Exception as exc:  # shap's message says which model type it does not support
         raise _Unsuitable(f"{type(exc).__name__}: {exc}") from None
+
+
+def _model_output(final: Any, encoded: np.ndarray, units: str, explainer: Any) -> Any:
+    """The model's own output in the units shap explains, to check additivity against
+    (shap's copy of the trees can differ from the model, e.g. on categorical splits)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "X does not have valid feature names")
+        if units == "log-odds" and hasattr(final, "decision_function"):
+            return final.decision_function(encoded)
+        if units == "probability" and hasattr(final, "predict_proba"):
+            return final.predict_proba(encoded)
+        if units == "raw-value" and type(final).__module__.startswith("sklearn"):
+            return final.predict(encoded)
+    return explainer.model.predict(encoded)  # other libraries: shap's reading of the model
 
 
 def _linear(final: Any, encoded: np.ndarray, background: np.ndarray
@@ -485,7 +559,9 @@ def _linear(final: Any, encoded: np.ndarray, background: np.ndarray
     with warnings.catch_warnings():  # a model fitted on a frame, called on its matrix
         warnings.filterwarnings("ignore", "X does not have valid feature names")
         if hasattr(final, "decision_function"):  # a classifier's margin (logistic: log-odds)
-            return phi, explainer.expected_value, final.decision_function(encoded), "margin"
+            units = "log-odds" if type(final).__name__.startswith("LogisticRegression") \
+                else "margin"
+            return phi, explainer.expected_value, final.decision_function(encoded), units
         return phi, explainer.expected_value, final.predict(encoded), "prediction"
 
 
@@ -497,7 +573,9 @@ def _owners(context: Context, role: str, pre: Any, features: pd.DataFrame,
     def build() -> list[list[int]]:
         if pre is None:
             return [[j] for j in range(width)]
-        frame = features.iloc[:OWNER_ROWS]
+        picked = np.random.default_rng([context.policy.explainability.seed, 5]).permutation(
+            len(features))[:OWNER_ROWS]
+        frame = features.iloc[np.sort(picked)]
         base = _encode(pre, frame)
         owners: list[list[int]] = [[] for _ in range(width)]
         for j, column in enumerate(frame.columns):
@@ -513,17 +591,22 @@ def _owners(context: Context, role: str, pre: Any, features: pd.DataFrame,
 
 
 def _to_inputs(phi: np.ndarray, owners: list[list[int]], inputs: int
-               ) -> tuple[np.ndarray, float]:
+               ) -> tuple[np.ndarray, float, float]:
     """Sum encoded attributions into their input columns (an encoded column made from
-    several inputs is split evenly among them); also the share no input could claim."""
+    several inputs is split evenly among them); also the shares of the attributions that
+    no input could claim, and that several inputs share."""
     mapping = np.zeros((phi.shape[1], inputs))
     for k, sources in enumerate(owners):
         for j in sources:
             mapping[k, j] = 1 / len(sources)
     signed = np.einsum("nqk,qp->npk", phi, mapping)
-    total = np.abs(phi).sum()
-    unowned = [k for k, sources in enumerate(owners) if not sources]
-    return signed, float(np.abs(phi[:, unowned]).sum() / total) if total and unowned else 0.0
+    total = float(np.abs(phi).sum())
+
+    def share(columns: list[int]) -> float:
+        return float(np.abs(phi[:, columns]).sum() / total) if total and columns else 0.0
+
+    return (signed, share([k for k, sources in enumerate(owners) if not sources]),
+            share([k for k, sources in enumerate(owners) if len(sources) > 1]))
 
 
 def _permutation(context: Context, spec: ExplainabilitySpec, estimator: Any,
@@ -540,7 +623,9 @@ def _permutation(context: Context, spec: ExplainabilitySpec, estimator: Any,
     method = "predict" if context.task not in (BINARY, MULTICLASS) else "predict_proba"
 
     def predict(values: np.ndarray) -> np.ndarray:
-        return np.asarray(getattr(estimator, method)(coded.decode(values)), dtype=float)
+        with warnings.catch_warnings():  # a model fitted on a matrix, called with a frame
+            warnings.filterwarnings("ignore", "X has feature names")
+            return np.asarray(getattr(estimator, method)(coded.decode(values)), dtype=float)
 
     evaluations = spec.evaluations or 10 * (matrix.shape[1] + 1)
     evaluations = max(evaluations, 2 * matrix.shape[1] + 1)  # shap's minimum
