@@ -19,6 +19,18 @@ EXAMPLE_POLICY = REPO / "policies" / "adult-income.yaml"
 EXAMPLES = REPO / "examples"
 
 
+@pytest.fixture(scope="session")
+def example_evaluation():
+    """The bundled example, every check run once for the whole session (it is the
+    slowest thing the suite does; tests that only read its results share it)."""
+    from mlcheck.engine import Evaluation
+
+    evaluation = Evaluation(EXAMPLE_POLICY)
+    for check in evaluation.checks:
+        evaluation.run(check)
+    return evaluation
+
+
 class Workspace:
     """A temporary folder to write policies, datasets and models into."""
 

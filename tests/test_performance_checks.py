@@ -7,11 +7,8 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from mlcheck.context import Context
-from mlcheck.engine import compile_checks, evaluate, run_check
+from mlcheck.engine import evaluate
 from mlcheck.errors import InputError, PolicyError
-from mlcheck.policy import load_policy
-from mlcheck.subject import load_subject
 
 from .conftest import (
     BINARY_POLICY,
@@ -29,9 +26,9 @@ def by_id(result):
     return {c.id: c for c in result.checks}
 
 
-@pytest.fixture(scope="module")
-def example_result():
-    return evaluate(EXAMPLE_POLICY)
+@pytest.fixture
+def example_result(example_evaluation):
+    return example_evaluation.record()
 
 
 def test_example_values_match_scikit_learn(example_result):
@@ -73,13 +70,8 @@ def test_example_blocks_on_the_intended_rules_only(example_result):
     assert example_result.verdict == "blocked"
 
 
-def test_predictions_are_computed_once_per_model_and_dataset():
-    policy = load_policy(EXAMPLE_POLICY)
-    context = Context(policy, load_subject(policy))
-    checks = compile_checks(policy, context)
-    for check in checks:
-        run_check(check, context)
-    assert context.model_calls == {
+def test_predictions_are_computed_once_per_model_and_dataset(example_evaluation):
+    assert example_evaluation.context.model_calls == {
         ("candidate", "eval", "predict"): 1, ("candidate", "eval", "predict_proba"): 1,
         ("baseline", "eval", "predict"): 1, ("baseline", "eval", "predict_proba"): 1,
         ("candidate", "reference", "predict_proba"): 1,  # prediction drift

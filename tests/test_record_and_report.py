@@ -7,16 +7,15 @@ import re
 
 import pytest
 
-from mlcheck.engine import evaluate
 from mlcheck.report import render_html
 from mlcheck.result import CheckResult, RunResult, write_atomic
 
-from .conftest import EXAMPLE_POLICY, REPO
+from .conftest import REPO
 
 
-@pytest.fixture(scope="module")
-def record() -> dict:
-    return evaluate(EXAMPLE_POLICY).to_dict()
+@pytest.fixture
+def record(example_evaluation) -> dict:
+    return example_evaluation.record().to_dict()
 
 
 def test_record_holds_what_an_auditor_needs(record):
