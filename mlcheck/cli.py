@@ -211,7 +211,7 @@ def _print_summary(result: RunResult, *, verbose: bool, quiet: bool) -> None:
                 style = STYLES.get(check.verdict, "")
                 out.print(f"[{style}]{check.verdict.upper():<{width}}[/]  {escape(check.id)}  "
                           f"{escape(check.message)}", soft_wrap=True)
-                for line in detail_lines(check.family, check.evidence):
+                for line in detail_lines(check.family, check.evidence, check.verdict):
                     out.print(" " * (width + 2) + escape(line), style="dim", soft_wrap=True)
         if not verbose:
             passed: dict[str, int] = {}
@@ -221,6 +221,14 @@ def _print_summary(result: RunResult, *, verbose: bool, quiet: bool) -> None:
             if passed:
                 out.print("passed: " + ", ".join(f"{n} {family}" for family, n in passed.items())
                           + " checks (--verbose lists them)", style="dim", soft_wrap=True)
+    for waiver in result.waivers:
+        if waiver["status"] == "stale":
+            out.print(f"[yellow]STALE WAIVER[/]  {escape(waiver['check'])} names no check of "
+                      "this policy: remove it or fix the id", soft_wrap=True)
+        elif waiver["status"] == "expired":
+            out.print(f"[yellow]EXPIRED WAIVER[/]  {escape(waiver['check'])} expired "
+                      f"{waiver['expires']} (approved by {escape(waiver['approved_by'])})",
+                      soft_wrap=True)
     counts = ", ".join(f"{n} {v}" for v, n in result.counts().items() if n)
     if result.blocked:
         blockers = ", ".join(c.id for c in result.checks if c.blocking)
@@ -232,3 +240,7 @@ def _print_summary(result: RunResult, *, verbose: bool, quiet: bool) -> None:
 
 def _file_stem(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name) or "mlcheck"
+
+
+if __name__ == "__main__":  # python -m mlcheck.cli
+    app()

@@ -490,7 +490,8 @@ def failure_text(result: CheckResult) -> str:
     summary = _evidence_summary(result.evidence)
     if summary:
         lines.append(f"  evidence: {summary}")
-    lines.extend("  " + line for line in detail_lines(result.family, result.evidence))
+    lines.extend("  " + line for line in detail_lines(result.family, result.evidence,
+                                                      result.verdict))
     if result.policy_file:
         lines.append(f"  rule: {result.policy_file}:{result.policy_line}")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ it was written at, and a suggestion where a near-miss is likely a typo.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import hashlib
 import json
@@ -536,6 +537,16 @@ class RobustnessSpec(Spec):
     rules: tuple[RobustnessRule, ...] = Field(min_length=1, description="The rules.")
 
 
+class Waiver(Spec):
+    """An approved, dated exception: a failing check that does not block until it expires."""
+
+    check: str = Field(min_length=1, description="A check id, or a pattern where `*` "
+                       "matches any text (`fairness/*`).")
+    reason: str = Field(min_length=1, description="Why the failure is accepted (a ticket).")
+    approved_by: str = Field(min_length=1, description="Who approved it.")
+    expires: dt.date = Field(description="Last day the waiver applies (YYYY-MM-DD).")
+
+
 class StatisticsSpec(Spec):
     """How intervals are computed, for every check that reports one."""
 
@@ -566,6 +577,14 @@ class Policy(Spec):
                                               "(hypothesis).")
     statistics: StatisticsSpec = Field(default_factory=StatisticsSpec,
                                        description="Confidence intervals.")
+    waivers: tuple[Waiver, ...] = Field((), description="Approved, dated exceptions.")
+    controls: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="Check id pattern -> control references it "
+        "gives evidence for (EU AI Act, NIST AI RMF, SR 11-7, a company's own).")
+
+    _controls = field_validator("controls", mode="before")(
+        lambda cls, v: {k: [x] if isinstance(x, str) else x for k, x in v.items()}
+        if isinstance(v, dict) else v)
 
     _extends = field_validator("extends", mode="before")(
         lambda cls, v: [v] if isinstance(v, str) else v
@@ -605,6 +624,12 @@ class PolicyOrigin(BaseModel):
 
 
 # ---------------------------------------------------------------------------- loading
+
+
+def matches(pattern: str, check_id: str) -> bool:
+    """Whether a waiver's or control's pattern names a check: `*` matches any text, and
+    everything else literally (ids hold brackets, which are not character classes here)."""
+    return re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), check_id) is not None
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -1006,6 +1031,9 @@ def _cross_check(policy: Policy) -> list[tuple[str, Location]]:
                 problems.append(("`inputs: schema` generates rows from the `schema` section, "
                                  "and the policy has none: add one or use `inputs: data`",
                                  where("robustness", "rules", index)))
+            if rule.property == "monotonic" and model and model.task == MULTICLASS:
+                problems.append(("`monotonic` needs one score per row (binary or "
+                                 "regression)", where("robustness", "rules", index)))
             if rule.property == "perturbation" and model and model.task == REGRESSION:
                 problems.append(("`perturbation` counts flipped classes: it is for "
                                  "classifiers", where("robustness", "rules", index)))

@@ -26,9 +26,11 @@ from mlcheck.metrics import BINARY, MULTICLASS
 from mlcheck.policy import ExplainabilityRule, ExplainabilitySpec, Policy
 from mlcheck.stats import bootstrap_counts, percentile_interval
 
-DEFAULT_ROWS = 1000  # exact explainers: about 0.5 s for a 100-iteration boosted model
+DEFAULT_ROWS = 1000  # exact explainers: about 1 s for a 100-iteration boosted model, 11 s
+# for a 100-tree depth-10 random forest (benchmarks/explainers.py)
 PERMUTATION_ROWS = 200  # the model-agnostic explainer costs rows x evaluations model calls
-OWNER_ROWS = 5000  # rows (a seeded sample) used to trace encoded columns to input columns
+OWNER_ROWS = 2000  # rows (a seeded sample) probed, besides the explained ones, to trace
+# encoded columns to input columns
 MAX_SHARED_SHARE = 0.05  # more attribution on encoded columns of several inputs: PCA-like
 MAX_UNOWNED_SHARE = 0.01  # more attribution on encoded columns traced to no input
 MIN_EXPLAINED_ROWS = 30  # fewer explained rows: the checks are inconclusive
@@ -325,7 +327,7 @@ def _explain(context: Context, role: str) -> Attributions:
         raise CheckError(f"explanations are unavailable: the {role} is a black box (score "
                          "columns only), and SHAP needs the model itself")
     try:
-        import shap  # noqa: F401  (imported here: about 2 s, paid only by policies that explain)
+        import shap  # noqa: F401  (imported here: 0.5-2 s, paid only by policies that explain)
     except ImportError:
         raise CheckError("explainability needs shap: pip install shap") from None
     estimator = model.estimator
@@ -450,7 +452,7 @@ def _run(context: Context, spec: ExplainabilitySpec, role: str, estimator: Any,
         if not _adds_up(residual, base):  # the model's own output, not shap's copy of it
             raise _Unsuitable(f"its SHAP values do not add up to the model's output "
                               f"(largest error {residual:.3g})")
-        owners = _owners(context, role, pre, features, encoded.shape[1])
+        owners = _owners(context, role, pre, features, encoded.shape[1], explained)
         signed, unowned, shared = _to_inputs(phi, owners, len(features.columns))
         if shared > MAX_SHARED_SHARE:
             raise _Unsuitable(f"its preprocessing mixes input columns ({shared:.0%} of the "
@@ -566,22 +568,28 @@ def _linear(final: Any, encoded: np.ndarray, background: np.ndarray
 
 
 def _owners(context: Context, role: str, pre: Any, features: pd.DataFrame,
-            width: int) -> list[list[int]]:
+            width: int, explained: np.ndarray) -> list[list[int]]:
     """For each encoded column, the input columns it comes from: change one input column
-    (its values shifted by one row) and see which encoded columns move."""
+    (its values shifted by one row) and see which encoded columns move. Probed on the
+    explained rows plus a seeded sample of the rest, every shifted copy in one
+    transform."""
 
     def build() -> list[list[int]]:
         if pre is None:
             return [[j] for j in range(width)]
-        picked = np.random.default_rng([context.policy.explainability.seed, 5]).permutation(
+        sample = np.random.default_rng([context.policy.explainability.seed, 5]).permutation(
             len(features))[:OWNER_ROWS]
-        frame = features.iloc[np.sort(picked)]
-        base = _encode(pre, frame)
-        owners: list[list[int]] = [[] for _ in range(width)]
-        for j, column in enumerate(frame.columns):
+        frame = features.iloc[np.union1d(explained, sample)].reset_index(drop=True)
+        copies = [frame]
+        for column in frame.columns:
             shifted = frame.copy()
             shifted[column] = np.roll(frame[column].to_numpy(), 1)
-            moved = _encode(pre, shifted)
+            copies.append(shifted)
+        blocks = _encode(pre, pd.concat(copies, ignore_index=True)).reshape(
+            len(copies), len(frame), width)
+        base = blocks[0]
+        owners: list[list[int]] = [[] for _ in range(width)]
+        for j, moved in enumerate(blocks[1:]):
             changed = ~((moved == base) | (np.isnan(moved) & np.isnan(base)))
             for k in np.flatnonzero(changed.any(axis=0)):
                 owners[k].append(j)

@@ -105,10 +105,18 @@ class Model:
                              "cannot be queried on new inputs")
         self.estimator = loaded.estimator
         self.task = context.task
+        method = "predict" if self.task == REGRESSION else "predict_proba"
+        if not hasattr(self.estimator, method):
+            raise CheckError(f"candidate model ({type(self.estimator).__name__}) has no "
+                             f"`{method}` method")
+        self.threshold = loaded.source.threshold if self.task == BINARY else None
         self.template = context.features(spec.dataset)
         self.columns = list(self.template.columns)
         # one array per column: a row is read without building a dict per row up front
         self.arrays = {c: self.template[c].to_numpy() for c in self.columns}
+        # real rows are drawn through a seeded shuffle: hypothesis favours small indices,
+        # which would otherwise mean the top of the file
+        self.order = np.random.default_rng([spec.seed, 6]).permutation(len(self.template))
         self.positive = None
         if self.task == BINARY:
             self.positive = context.positive_index(list(self.estimator.classes_))
@@ -117,16 +125,13 @@ class Model:
         return {c: values[index] for c, values in self.arrays.items()}
 
     def frame(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
-        """Rows as the model reads them: the dataset's columns and dtypes (a missing value
-        in an integer column makes it float, as reading a CSV would)."""
+        """Rows as the model reads them: the dataset's dtypes where the values fit them
+        unchanged (a missing value in an integer or boolean column, a fraction in an
+        integer column, a category the data never holds keep a wider dtype, so the
+        model sees exactly the value the counterexample shows)."""
         frame = pd.DataFrame(rows, columns=self.columns)
         for column in self.columns:
-            dtype = self.template[column].dtype
-            try:
-                frame[column] = frame[column].astype(dtype)
-            except (TypeError, ValueError):
-                if pd.api.types.is_numeric_dtype(dtype):
-                    frame[column] = pd.to_numeric(frame[column], errors="coerce")
+            frame[column] = _as_dtype(frame[column], self.template[column].dtype)
         return frame
 
     def score(self, frame: pd.DataFrame) -> np.ndarray:
@@ -138,7 +143,30 @@ class Model:
         return proba[:, self.positive] if self.task == BINARY else proba
 
     def labels(self, frame: pd.DataFrame) -> np.ndarray:
+        """Predicted classes; with the policy's `threshold` on the positive-class score,
+        as the performance and fairness checks count them."""
+        if self.threshold is not None:
+            return self.score(frame) >= self.threshold
         return np.asarray(self.estimator.predict(frame))
+
+
+def _as_dtype(values: pd.Series, dtype: Any) -> pd.Series:
+    missing = values.isna()
+    if isinstance(dtype, pd.CategoricalDtype):
+        extra = [v for v in values[~missing].unique() if v not in set(dtype.categories)]
+        return values.astype(pd.CategoricalDtype([*dtype.categories, *extra]))
+    if pd.api.types.is_bool_dtype(dtype) and missing.any():
+        return values.astype("boolean")
+    if pd.api.types.is_integer_dtype(dtype) and not isinstance(dtype, pd.api.extensions.
+                                                                ExtensionDtype):
+        numbers = pd.to_numeric(values, errors="coerce")
+        if missing.any() or not np.all(numbers[~missing] == np.floor(numbers[~missing])):
+            return numbers.astype(float)
+    try:
+        return values.astype(dtype)
+    except (TypeError, ValueError, OverflowError):
+        return pd.to_numeric(values, errors="coerce") if pd.api.types.is_numeric_dtype(
+            dtype) else values
 
 
 def _model(context: Context, spec: RobustnessSpec) -> Model:
@@ -173,19 +201,20 @@ def _from_spec(name: str, spec: ColumnSpec):
     if checks.isin is not None:
         strategy = st.sampled_from(sorted(checks.isin, key=str))
     elif spec.dtype in ("int64", "int32", "Int64"):
-        low = _bound(checks.ge, checks.gt, 1, -UNBOUNDED)
-        high = _bound(checks.le, checks.lt, -1, UNBOUNDED)
-        strategy = st.integers(math.ceil(low), math.floor(high))
+        low, high = _integer_range(checks, 2**31 - 1 if spec.dtype == "int32" else 2**63 - 1)
+        if low > high:
+            raise CheckError(f"column '{name}': no integer satisfies its bounds")
+        strategy = st.integers(low, high)
     elif spec.dtype in ("float64", "float32"):
-        strategy = st.floats(
-            min_value=checks.ge if checks.ge is not None else checks.gt
-            if checks.gt is not None else -UNBOUNDED,
-            max_value=checks.le if checks.le is not None else checks.lt
-            if checks.lt is not None else UNBOUNDED,
-            exclude_min=checks.ge is None and checks.gt is not None,
-            exclude_max=checks.le is None and checks.lt is not None,
-            allow_nan=False, allow_infinity=False, allow_subnormal=False,
-            width=32 if spec.dtype == "float32" else 64)
+        (low, open_low), (high, open_high) = _float_range(checks)
+        if spec.dtype == "float32":  # bounds a 32-bit float can hold, inside the range
+            low = float(np.nextafter(np.float32(low), np.float32(np.inf))) \
+                if float(np.float32(low)) < low else float(np.float32(low))
+            high = float(np.nextafter(np.float32(high), np.float32(-np.inf))) \
+                if float(np.float32(high)) > high else float(np.float32(high))
+        strategy = st.floats(min_value=low, max_value=high, exclude_min=open_low,
+                             exclude_max=open_high, allow_nan=False, allow_infinity=False,
+                             allow_subnormal=False, width=32 if spec.dtype == "float32" else 64)
     elif spec.dtype in ("bool", "boolean"):
         strategy = st.booleans()
     elif spec.dtype == "datetime64[ns]":
@@ -194,6 +223,10 @@ def _from_spec(name: str, spec: ColumnSpec):
         strategy = st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(2100, 1, 1))
     elif checks.regex is not None:
         strategy = st.from_regex(checks.regex, fullmatch=True)
+        if checks.min_length is not None or checks.max_length is not None:
+            shortest, longest = checks.min_length or 0, checks.max_length
+            strategy = strategy.filter(lambda text: len(text) >= shortest and (
+                longest is None or len(text) <= longest))
     else:  # text
         strategy = st.text(st.sampled_from(ALPHABET), min_size=checks.min_length or 0,
                            max_size=checks.max_length if checks.max_length is not None
@@ -204,11 +237,31 @@ def _from_spec(name: str, spec: ColumnSpec):
     return strategy
 
 
-def _bound(inclusive: float | None, exclusive: float | None, step: int, default: float
-           ) -> float:
-    if inclusive is not None:
-        return inclusive
-    return exclusive + step if exclusive is not None else default
+def _integer_range(checks: Any, limit: int) -> tuple[int, int]:
+    """The integers the bounds allow (the strictest of ge/gt, and of le/lt), within the
+    dtype's range, and within +-1e9 on a side the schema leaves open."""
+    lows = [math.ceil(checks.ge)] if checks.ge is not None else []
+    lows += [math.floor(checks.gt) + 1] if checks.gt is not None else []
+    highs = [math.floor(checks.le)] if checks.le is not None else []
+    highs += [math.ceil(checks.lt) - 1] if checks.lt is not None else []
+    low = max(lows) if lows else -int(UNBOUNDED)
+    high = min(highs) if highs else int(UNBOUNDED)
+    return max(low, -limit - 1), min(high, limit)
+
+
+def _float_range(checks: Any) -> tuple[tuple[float, bool], tuple[float, bool]]:
+    """((low, exclusive), (high, exclusive)): the strictest bound on each side."""
+    low, open_low = -UNBOUNDED, False
+    if checks.ge is not None:
+        low = float(checks.ge)
+    if checks.gt is not None and (checks.ge is None or checks.gt >= checks.ge):
+        low, open_low = float(checks.gt), True
+    high, open_high = UNBOUNDED, False
+    if checks.le is not None:
+        high = float(checks.le)
+    if checks.lt is not None and (checks.le is None or checks.lt <= checks.le):
+        high, open_high = float(checks.lt), True
+    return (low, open_low), (high, open_high)
 
 
 def _from_values(name: str, values: pd.Series):
@@ -253,7 +306,7 @@ def _row_strategy(context: Context, spec: RobustnessSpec, model: Model, inputs: 
                                                                   "schema"))
     if model.template.empty:
         raise CheckError(f"dataset '{spec.dataset}' has no rows")
-    real = st.integers(0, len(model.template) - 1).map(
+    real = st.integers(0, len(model.template) - 1).map(lambda k: int(model.order[k])).map(
         lambda i: (model.row(i), f"row {i} of {spec.dataset}"))
     if not mutate:
         return real
@@ -273,12 +326,14 @@ def _row_strategy(context: Context, spec: RobustnessSpec, model: Model, inputs: 
 
 def _search(spec: RobustnessSpec, body: Callable[[Any], None]) -> dict[str, Any] | None:
     """Run a property over `examples` inputs; the shrunk counterexample, or None."""
-    from hypothesis import HealthCheck, Verbosity, given, seed, settings
+    from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
     from hypothesis import strategies as st
     from hypothesis.errors import Flaky, HypothesisException
 
     @seed(spec.seed)
-    @settings(max_examples=spec.examples, database=None, deadline=None,
+    @settings(settings.get_profile("default"),  # a user's loaded profile must not leak in
+              phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
+              max_examples=spec.examples, database=None, deadline=None,
               derandomize=False, print_blob=False, report_multiple_bugs=False,
               suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet)
     @given(st.data())
@@ -294,7 +349,8 @@ def _search(spec: RobustnessSpec, body: Callable[[Any], None]) -> dict[str, Any]
         raise CheckError("the model gave different outputs for the same input, so no "
                          "counterexample could be confirmed") from None
     except HypothesisException as exc:
-        raise CheckError(f"hypothesis could not search the inputs: {exc}") from None
+        text = str(exc).split(". ")[0]  # its first sentence; the rest is advice on code
+        raise CheckError(f"hypothesis could not search the inputs: {text}") from None
     return None
 
 
@@ -343,7 +399,11 @@ def _show(value: Any) -> Any:
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
         return None
-    if isinstance(value, (pd.Timestamp,)):
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value)
+    if isinstance(value, pd.Timestamp):
         return value.isoformat()
     return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
 
@@ -467,8 +527,8 @@ def _invariant(rule: RobustnessRule, spec: RobustnessSpec):
             after = dict(row)
             for feature in rule.features:
                 after[feature] = data.draw(_other_value(strategies[feature], row[feature]))
-            scores = model.score(model.frame([row, after]))
             calls[0] += 1
+            scores = _query(model, [row, after], source)
             moved = _distance(scores[0], scores[1])
             largest[0] = max(largest[0], moved)
             if moved > tolerance:
@@ -482,6 +542,9 @@ def _invariant(rule: RobustnessRule, spec: RobustnessSpec):
         evidence = {"inputs": inputs, "examples": spec.examples, "seed": spec.seed,
                     "tolerance": tolerance, "model_calls": calls[0],
                     "largest_change_seen": largest[0], "counterexample": found}
+        if found and "problem" in found:
+            return Outcome(False, None, {"max": tolerance}, calls[0], f"{found['problem']} "
+                           f"(shrunk counterexample: {found['source']})", evidence)
         if found:
             what = "; ".join(f"{f} {a!r} -> {b!r}" for f, (a, b) in found["changed"].items())
             return Outcome(False, found["change"], {"max": tolerance}, calls[0],
@@ -493,6 +556,23 @@ def _invariant(rule: RobustnessRule, spec: RobustnessSpec):
                        f"seen is {largest[0]:.4g} <= {tolerance:g}", evidence)
 
     return evaluate
+
+
+def _query(model: Model, rows: list[dict[str, Any]], source: str) -> np.ndarray:
+    """The model's scores on rows; a raise or a non-finite score is itself a
+    counterexample (with the row), never an internal error or a silent pass."""
+    try:
+        scores = model.score(model.frame(rows))
+    except Exception as exc:
+        problem = f"the model raised {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        raise Counterexample({"row": _row(rows[0]), "source": source, "problem": problem,
+                              "summary": problem}) from None
+    if not np.all(np.isfinite(scores)):
+        problem = "the score is not finite"
+        raise Counterexample({"row": _row(rows[0]), "source": source, "problem": problem,
+                              "scores": [_show_score(s) for s in scores],
+                              "summary": problem})
+    return scores
 
 
 def _show_score(score: Any) -> Any:
@@ -538,8 +618,8 @@ def _monotonic(rule: RobustnessRule, spec: RobustnessSpec, feature: str):
             row, source = data.draw(rows)
             low, high = sorted((data.draw(values_of), data.draw(values_of)))
             assume(low != high)
-            scores = model.score(model.frame([{**row, feature: low}, {**row, feature: high}]))
             calls[0] += 1
+            scores = _query(model, [{**row, feature: low}, {**row, feature: high}], source)
             against = (scores[0] - scores[1]) if rising else (scores[1] - scores[0])
             worst[0] = max(worst[0], float(against))
             if against > tolerance:
@@ -552,6 +632,9 @@ def _monotonic(rule: RobustnessRule, spec: RobustnessSpec, feature: str):
         evidence = {"inputs": inputs, "examples": spec.examples, "seed": spec.seed,
                     "tolerance": tolerance, "model_calls": calls[0],
                     "largest_step_against": worst[0], "counterexample": found}
+        if found and "problem" in found:
+            return Outcome(False, None, {"max": tolerance}, calls[0], f"{found['problem']} "
+                           f"(shrunk counterexample: {found['source']})", evidence)
         if found:
             low, high = found["changed"][feature]
             return Outcome(False, found["change"], {"max": tolerance}, calls[0],
@@ -560,7 +643,9 @@ def _monotonic(rule: RobustnessRule, spec: RobustnessSpec, feature: str):
                            f"{rule.direction} direction; shrunk counterexample: "
                            f"{found['source']}", evidence)
         return Outcome(True, worst[0], {"max": tolerance}, calls[0],
-                       f"no counterexample in {spec.examples} examples", evidence)
+                       f"no counterexample in {spec.examples} examples; the largest step "
+                       f"against the direction seen is {worst[0]:.4g} <= {tolerance:g}",
+                       evidence)
 
     return evaluate
 
@@ -601,7 +686,11 @@ def _perturbation(rule: RobustnessRule, spec: RobustnessSpec):
             after[column] = (before[column].to_numpy(dtype=float) + step).astype(
                 frame[column].dtype) if not before[column].isna().any() else \
                 before[column].to_numpy(dtype=float) + step
-        labels_before, labels_after = model.labels(before), model.labels(after)
+        try:
+            labels_before, labels_after = model.labels(before), model.labels(after)
+        except Exception as exc:
+            raise CheckError(f"the model raised {type(exc).__name__} on the perturbed rows: "
+                             f"{' '.join(str(exc).split())[:300]}") from None
         flipped = np.flatnonzero([label_key(a) != label_key(b)
                                   for a, b in zip(labels_before, labels_after, strict=True)])
         rate = len(flipped) / rows

@@ -9,11 +9,12 @@ from typing import Any
 MAX_ROW_TEXT = 400  # a counterexample's row, cut to stay readable in a terminal
 
 
-def detail_lines(family: str, evidence: dict[str, Any]) -> list[str]:
-    """Per-group evidence of a fairness check, or the counterexample of a property."""
+def detail_lines(family: str, evidence: dict[str, Any], verdict: str = "fail") -> list[str]:
+    """Per-group evidence of a fairness check, or the counterexample of a property that
+    did not pass."""
     if family == "fairness" and evidence.get("groups"):
         return group_lines(evidence["groups"])
-    if evidence.get("counterexample"):
+    if evidence.get("counterexample") and verdict != "pass":
         return counterexample_lines(evidence["counterexample"])
     return []
 
