@@ -74,9 +74,21 @@ def check(
         "--verbose", "-v", help="List every check, passed ones too.")] = False,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="Print only the verdict.")] = False,
+    sign: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--sign", help="Sign the record with this Ed25519 private key (`mlcheck keygen`).")
+    ] = None,
+    signer: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--signer", help='Who signs: "Name <email>" (required with --sign).')] = None,
 ) -> None:
     """Evaluate the model a policy names; exit 0 passed, 1 blocked, 2 invalid input."""
+    from mlcheck.integrity import load_private_key, seal
+
     try:
+        if sign is not None:  # a bad key must fail before a long run, not after it
+            if not signer:
+                raise MlcheckError('--sign needs --signer "Name <email>": a signature names '
+                                   "the responsible person")
+            load_private_key(sign)
         loaded = load_policy(policy)
         name = _file_stem(loaded.name)
         outputs = check_output_paths(json_path or Path("reports") / f"{name}.json",
@@ -90,8 +102,9 @@ def check(
                 bar.update(task, completed=done, total=total, description=result.id)
 
             result = evaluate(loaded, trust_model=trust_model, progress=advance)
-        record = result.to_dict()
-        _write(dict(zip(outputs, (result.to_json(), render_html(record)), strict=True)))
+        record = seal(result.to_dict(), sign, signer)
+        _write(dict(zip(outputs, (json.dumps(record, indent=2, allow_nan=False) + "\n",
+                                  render_html(record)), strict=True)))
     except MlcheckError as exc:
         raise _fail(exc) from None
     except Exception as exc:
@@ -155,26 +168,86 @@ def report(
     record: Annotated[Path, typer.Argument(
         help="A JSON record written by `mlcheck check` or `pytest --mlcheck-json`.")],
     output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
-        "--output", "-o", help="Where to write the HTML [default: beside the record]")
+        "--output", "-o", help="Where to write it [default: beside the record]")
+    ] = None,
+    form: Annotated[str, typer.Option(
+        "--format", "-f", help="html, markdown (a pull-request comment), sarif (code "
+        "scanning, at the rule's line in the policy) or junit.")] = "html",
+    compare: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--compare", help="A previous record: what changed since it (html and markdown).")
     ] = None,
 ) -> None:
-    """Re-render the HTML report from a stored JSON record alone."""
-    target = output or record.with_suffix(".html")
+    """Render a stored JSON record, alone, as a report."""
+    from mlcheck.report.formats import FORMATS, SUFFIXES
+
     try:
-        check_output_paths(target, inputs=[record])
-        html = render_html(read_record(record))
-    except FileNotFoundError:
-        raise _fail(MlcheckError(f"record not found: {record}")) from None
-    except MlcheckError as exc:
-        raise _fail(exc) from None
-    except Exception as exc:  # any malformed JSON or structure: say so, without a traceback
-        raise _fail(MlcheckError(f"{record} is not a complete mlcheck record: "
-                                 f"{type(exc).__name__}: {exc}")) from None
-    try:
-        _write({target: html})
+        if form not in FORMATS:
+            raise MlcheckError(f"unknown --format {form!r}; choose one of "
+                               f"{', '.join(FORMATS)}")
+        target = output or record.with_suffix(SUFFIXES[form])
+        check_output_paths(target, inputs=[record] + ([compare] if compare else []))
+        previous = _read(compare) if compare else None
+        text = FORMATS[form](_read(record), previous)
+        _write({target: text})
     except MlcheckError as exc:
         raise _fail(exc) from None
     out.print(f"report: {escape(str(target))}", soft_wrap=True)
+
+
+def _read(path: Path) -> dict:
+    try:
+        return read_record(path)
+    except FileNotFoundError:
+        raise MlcheckError(f"record not found: {path}") from None
+    except MlcheckError:
+        raise
+    except Exception as exc:  # malformed JSON or structure: say so, without a traceback
+        raise MlcheckError(f"{path} is not a complete mlcheck record: "
+                           f"{type(exc).__name__}: {exc}") from None
+
+
+@app.command()
+def keygen(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The private key file; the "
+                                         "public key goes beside it with .pub.")],
+) -> None:
+    """Make an Ed25519 key pair for signing records."""
+    from mlcheck.integrity import generate_key
+
+    try:
+        private, public = generate_key(output)
+    except MlcheckError as exc:
+        raise _fail(exc) from None
+    out.print(f"private key: {escape(str(private))} (keep it secret)   public key: "
+              f"{escape(str(public))}", soft_wrap=True)
+
+
+@app.command()
+def verify(
+    path: Annotated[Path, typer.Argument(help="A JSON record or an HTML report.")],
+    public_key: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--public-key", help="Require a signature by this key.")] = None,
+    artifacts: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--artifacts", help="Also re-hash the model, data and policy files the record "
+        "names, relative to this folder (where the check was run).")] = None,
+) -> None:
+    """Check that a record or report is intact; exit 0 intact, 1 altered, 2 unreadable."""
+    from mlcheck.integrity import verify as verify_file
+
+    try:
+        if not path.is_file():
+            raise MlcheckError(f"not found: {path}")
+        result = verify_file(path, public_key, artifacts)
+    except MlcheckError as exc:
+        raise _fail(exc) from None
+    except (ValueError, KeyError) as exc:
+        raise _fail(MlcheckError(f"{path} holds no readable mlcheck record: {exc}")) from None
+    for line in result.checked:
+        out.print(f"[green]OK[/]        {escape(line)}", soft_wrap=True)
+    for line in result.problems:
+        out.print(f"[bold red]MISMATCH[/]  {escape(line)}", soft_wrap=True)
+    out.print("[bold green]INTACT[/]" if result.intact else "[bold red]ALTERED[/]")
+    raise typer.Exit(EXIT_PASSED if result.intact else EXIT_BLOCKED)
 
 
 @app.callback(invoke_without_command=True)

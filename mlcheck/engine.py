@@ -22,7 +22,7 @@ from mlcheck.checks import (
 )
 from mlcheck.context import Context
 from mlcheck.errors import CheckError, InputError
-from mlcheck.policy import Policy, load_policy
+from mlcheck.policy import Policy, load_policy, matches
 from mlcheck.result import CheckResult, RunResult
 from mlcheck.subject import load_subject
 
@@ -75,8 +75,51 @@ def run_check(check: Check, context: Context) -> CheckResult:
             result.verdict = "warn" if check.severity == "warn" else "fail"
     result.blocking = result.verdict in ("fail", "error") or (
         result.verdict == "inconclusive" and check.inconclusive_blocks)
+    policy = context.policy
+    result.controls = [control for pattern, controls in policy.controls.items()
+                       if matches(pattern, check.id) for control in controls]
+    _apply_waivers(result, policy, today())
     result.duration_s = time.perf_counter() - started
     return result
+
+
+def today() -> dt.date:
+    """The date waivers are judged on (UTC)."""
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+def _apply_waivers(result: CheckResult, policy: Policy, on: dt.date) -> None:
+    """A failing, warning or inconclusive check named by a waiver in force is `waived`:
+    shown with the waiver, never hidden, and not blocking. An `error` is never waived (a
+    check that could not run says nothing), and an expired waiver does not apply."""
+    if result.verdict not in ("fail", "warn", "inconclusive"):
+        return
+    for waiver in policy.waivers:
+        if not matches(waiver.check, result.id):
+            continue
+        if waiver.expires < on:
+            result.message += f" (waiver by {waiver.approved_by} expired {waiver.expires})"
+            continue
+        result.waiver = {"check": waiver.check, "reason": waiver.reason,
+                         "approved_by": waiver.approved_by,
+                         "expires": waiver.expires.isoformat(), "was": result.verdict}
+        result.message = (f"waived until {waiver.expires} by {waiver.approved_by}: "
+                          f"{waiver.reason} (was {result.verdict}: {result.message})")
+        result.verdict, result.blocking = "waived", False
+        return
+
+
+def waiver_status(policy: Policy, check_ids: list[str], on: dt.date) -> list[dict]:
+    """Each waiver of the policy: `active`, `expired`, or `stale` (it names no check)."""
+    statuses = []
+    for waiver in policy.waivers:
+        named = [i for i in check_ids if matches(waiver.check, i)]
+        status = "stale" if not named else "expired" if waiver.expires < on else "active"
+        statuses.append({"check": waiver.check, "reason": waiver.reason,
+                         "approved_by": waiver.approved_by,
+                         "expires": waiver.expires.isoformat(), "status": status,
+                         "checks": named})
+    return statuses
 
 
 def _one_line(text: str) -> str:
@@ -106,12 +149,14 @@ class Evaluation:
 
     def header(self) -> dict:
         """Everything the record says besides the check results (plain JSON types)."""
+        ids = [c.id for c in self.checks]
         return {"policy": describe_policy(self.policy),
+                "waivers": waiver_status(self.policy, ids, today()),
                 "subject": self.subject.describe(self.policy),
                 "environment": environment(self.policy.base_dir),
                 "mlcheck_version": package_version("mlcheck"),
                 "load_s": self.load_s,
-                "check_ids": [c.id for c in self.checks]}
+                "check_ids": ids}
 
     def record(self) -> RunResult:
         """The record of the checks evaluated so far, in policy order."""
@@ -132,6 +177,7 @@ def build_record(header: dict, results: list[CheckResult]) -> RunResult:
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         mlcheck_version=header["mlcheck_version"],
         not_run=[i for i in header["check_ids"] if i not in evaluated],
+        waivers=header.get("waivers", []),
     )
 
 

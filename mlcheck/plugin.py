@@ -311,10 +311,11 @@ class MlcheckSession:
             return
         import json
 
+        from mlcheck.integrity import seal
         from mlcheck.report import render_html
         from mlcheck.result import session_record, write_files
 
-        record = session_record(runs)
+        record = seal(session_record(runs))
         outputs = {}
         if json_path:
             outputs[Path(json_path)] = json.dumps(record, indent=2, allow_nan=False) + "\n"

@@ -39,6 +39,7 @@ class CheckResult:
     policy_line: int | None = None
     controls: list[str] = field(default_factory=list)
     interval: dict[str, Any] | None = None
+    waiver: dict[str, Any] | None = None  # the waiver that applied, and the verdict it waived
     blocking: bool = True  # stops promotion: fail, error, and inconclusive unless softened
     duration_s: float = 0.0
 
@@ -58,6 +59,7 @@ class RunResult:
     created_at: str
     mlcheck_version: str
     not_run: list[str] = field(default_factory=list)  # compiled but not evaluated (-k)
+    waivers: list[dict[str, Any]] = field(default_factory=list)  # each with its status
     record_version: int = RECORD_VERSION
 
     @property
@@ -86,6 +88,7 @@ class RunResult:
             "timings": _jsonable(self.timings),
             "checks": [c.to_dict() for c in self.checks],
             "not_run": list(self.not_run),
+            "waivers": _jsonable(self.waivers),
         }
 
     def to_json(self) -> str:
@@ -103,7 +106,8 @@ class RunResult:
                     for c in data["checks"]],
             environment=data["environment"], timings=data["timings"],
             created_at=data["created_at"], mlcheck_version=data["mlcheck_version"],
-            not_run=data.get("not_run", []), record_version=version,
+            not_run=data.get("not_run", []), waivers=data.get("waivers", []),
+            record_version=version,
         )
 
     @classmethod
@@ -133,12 +137,13 @@ def read_record(path: str | Path) -> dict[str, Any]:
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError("a record is a JSON object")
+    kept = {"integrity": data["integrity"]} if "integrity" in data else {}
     if data.get("kind") == "session":
         runs = [RunResult.from_dict(run) for run in data["runs"]]
         if len(runs) == 1:
-            return runs[0].to_dict()
-        return {**session_record(runs), "created_at": data.get("created_at")}
-    return RunResult.from_dict(data).to_dict()
+            return {**runs[0].to_dict(), **kept}
+        return {**session_record(runs), "created_at": data.get("created_at"), **kept}
+    return {**RunResult.from_dict(data).to_dict(), **kept}
 
 
 def _jsonable(value: Any) -> Any:

@@ -32,7 +32,8 @@ def run(*args: str):
 
 def example_copy(workspace, drop_failing_rule: bool = False, typo: bool = False):
     """The example policy, written into the workspace with its paths made absolute."""
-    text = EXAMPLE_POLICY.read_text().replace("../examples/", f"{EXAMPLES}/")
+    text = EXAMPLE_POLICY.read_text().replace("../examples/", f"{EXAMPLES}/").replace(
+        "extends: controls/", f"extends: {EXAMPLE_POLICY.parent}/controls/")
     if drop_failing_rule:
         for rule in FAILING_RULES:
             assert rule in text

@@ -32,6 +32,7 @@ def example(pytester: pytest.Pytester) -> pytest.Pytester:
     """A copy of the bundled example project."""
     (pytester.path / "policies").mkdir()
     shutil.copy(REPO / "policies" / "adult-income.yaml", pytester.path / "policies")
+    shutil.copytree(REPO / "policies" / "controls", pytester.path / "policies" / "controls")
     shutil.copytree(EXAMPLES / "adult", pytester.path / "examples" / "adult")
     return pytester
 

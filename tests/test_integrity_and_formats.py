@@ -1,0 +1,158 @@
+"""The governance report's integrity (digest, signature, verify) and its other formats
+(Markdown, SARIF, JUnit) and comparison with a previous record."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+from typer.testing import CliRunner
+
+from mlcheck.cli import app
+from mlcheck.integrity import digest, seal
+
+from .conftest import BINARY_POLICY
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def signed(binary_workspace):
+    """A checked tiny policy with a failing rule, signed with a fresh key."""
+    binary_workspace.policy(BINARY_POLICY + "    - {metric: accuracy, min: 0.99}\n")
+    assert run("keygen", "-o", "keys/alice").exit_code == 0
+    done = run("check", "policy.yaml", "--json", "r.json", "--report", "r.html",
+               "--sign", "keys/alice", "--signer", "Alice <alice@example.org>")
+    assert done.exit_code == 1, done.output
+    return binary_workspace
+
+
+def test_a_signed_record_and_its_report_verify(signed):
+    record = json.loads((signed.root / "r.json").read_text())
+    assert record["integrity"]["digest"] == digest(record)
+    assert record["integrity"]["signature"]["signer"] == "Alice <alice@example.org>"
+    for name in ("r.json", "r.html"):
+        done = run("verify", name, "--public-key", "keys/alice.pub")
+        assert done.exit_code == 0, done.output
+        assert "INTACT" in done.output and "signature by Alice" in done.output
+    html = (signed.root / "r.html").read_text()
+    assert "Signed (ed25519) by <strong>Alice &lt;alice@example.org&gt;</strong>" in html
+    assert record["integrity"]["digest"] in html
+    artifacts = run("verify", "r.json", "--artifacts", ".")
+    assert artifacts.exit_code == 0 and "model.skops: SHA-256 matches" in artifacts.output
+
+
+def test_verify_catches_an_edited_value_an_edited_page_and_another_key(signed):
+    root = signed.root
+    record = json.loads((root / "r.json").read_text())
+    failing = next(c for c in record["checks"] if c["verdict"] == "fail")
+    failing["verdict"], failing["blocking"] = "pass", False
+    (root / "edited.json").write_text(json.dumps(record))
+    done = run("verify", "edited.json")
+    assert done.exit_code == 1
+    assert "digest mismatch" in done.output and "ALTERED" in done.output
+    page = (root / "r.html").read_text().replace("BLOCKED", "PASSED", 1)
+    (root / "edited.html").write_text(page)
+    done = run("verify", "edited.html")
+    assert done.exit_code == 1 and "the visible report was edited" in done.output
+    # re-signed by someone else: intact on its own, but not by the expected key
+    assert run("keygen", "-o", "keys/mallory").exit_code == 0
+    resealed = seal({k: v for k, v in json.loads((root / "r.json").read_text()).items()
+                     if k != "integrity"}, root / "keys/mallory", "Mallory <m@example.org>")
+    (root / "resigned.json").write_text(json.dumps(resealed))
+    assert run("verify", "resigned.json").exit_code == 0
+    done = run("verify", "resigned.json", "--public-key", "keys/alice.pub")
+    assert done.exit_code == 1 and "signed with another key" in done.output
+    # a tampered signature value
+    resealed["integrity"]["signature"]["signer"] = "Alice <alice@example.org>"
+    (root / "forged.json").write_text(json.dumps(resealed))
+    done = run("verify", "forged.json")
+    assert done.exit_code == 1 and "signature does not match" in done.output
+    # a changed model file
+    (root / "model.skops").write_bytes(b"not the model")
+    done = run("verify", "r.json", "--artifacts", ".")
+    assert done.exit_code == 1 and "model model.skops: SHA-256" in done.output
+
+
+def test_signing_needs_a_signer_and_a_real_key(binary_workspace):
+    done = run("check", "policy.yaml", "--sign", "nokey")
+    assert done.exit_code == 2 and "--sign needs --signer" in done.stderr
+    done = run("check", "policy.yaml", "--sign", "nokey", "--signer", "A <a@b>")
+    assert done.exit_code == 2 and "signing key not found: nokey" in done.stderr
+    assert not (binary_workspace.root / "reports").exists()  # failed before the run
+    assert run("keygen", "-o", "k").exit_code == 0
+    again = run("keygen", "-o", "k")
+    assert again.exit_code == 2 and "refusing to overwrite a key" in again.stderr
+    assert oct((binary_workspace.root / "k").stat().st_mode)[-3:] == "600"
+
+
+def test_markdown_sarif_and_junit(signed):
+    root = signed.root
+    assert run("report", "r.json", "--format", "markdown").exit_code == 0
+    markdown = (root / "r.md").read_text()
+    assert markdown.startswith("### mlcheck: tiny: **BLOCKED**")
+    assert "| `performance/accuracy` | fail |" in markdown
+    assert "record sha256" in markdown
+    assert run("report", "r.json", "-f", "sarif", "-o", "r.sarif").exit_code == 0
+    sarif = json.loads((root / "r.sarif").read_text())
+    assert sarif["version"] == "2.1.0"
+    result = sarif["runs"][0]["results"][0]
+    assert result["ruleId"] == "performance/accuracy" and result["level"] == "error"
+    location = result["locations"][0]["physicalLocation"]
+    line = (root / "policy.yaml").read_text().splitlines().index(
+        "    - {metric: accuracy, min: 0.99}") + 1
+    assert location == {"artifactLocation": {"uri": "policy.yaml"},
+                        "region": {"startLine": line}}
+    assert run("report", "r.json", "-f", "junit").exit_code == 0
+    suite = ET.parse(root / "r.xml").getroot().find("testsuite")
+    assert suite.get("failures") == "1" and suite.get("tests") == "4"
+    unknown = run("report", "r.json", "-f", "pdf")
+    assert unknown.exit_code == 2 and "unknown --format 'pdf'" in unknown.stderr
+
+
+def test_compare_with_a_previous_record(signed):
+    root = signed.root
+    (root / "previous.json").write_text((root / "r.json").read_text())
+    signed.policy(BINARY_POLICY.replace("{metric: roc_auc, min: 0.7}",
+                                        "{metric: roc_auc, min: 0.99}")
+                  + "    - {metric: precision, min: 0.5}\n")
+    assert run("check", "policy.yaml", "--json", "r.json", "--report", "r.html").exit_code == 1
+    assert run("report", "r.json", "-f", "markdown", "--compare", "previous.json"
+               ).exit_code == 0
+    markdown = (root / "r.md").read_text()
+    assert "**Since the previous record**" in markdown
+    assert "- `performance/roc_auc`: pass → fail" in markdown
+    assert "- added: `performance/precision`" in markdown
+    assert "- removed: `performance/accuracy`" in markdown
+    assert run("report", "r.json", "-o", "c.html", "--compare", "previous.json").exit_code == 0
+    html = (root / "c.html").read_text()
+    assert "Changes since the previous record" in html and "removed check" in html
+
+
+def test_everything_in_the_report_is_escaped(binary_workspace):
+    """A column named like markup and a waiver reason with HTML appear as text."""
+    import pandas as pd
+
+    frame = pd.read_csv(binary_workspace.root / "eval.csv").rename(
+        columns={"group": "<script>alert(1)</script>"})
+    binary_workspace.frame("eval.csv", frame)
+    binary_workspace.policy(BINARY_POLICY.replace("by: [group]",
+                                                  "by: ['<script>alert(1)</script>']")
+                            + "    - {metric: accuracy, min: 0.99}\n" + """waivers:
+  - check: performance/accuracy
+    reason: "<b onmouseover=alert(2)>ticket</b>"
+    approved_by: "<i>x</i>"
+    expires: 2999-01-01
+""")
+    done = run("check", "policy.yaml", "--report", "r.html", "--json", "r.json")
+    assert done.exit_code == 0, done.output
+    html = (binary_workspace.root / "r.html").read_text()
+    assert "<script>alert(1)" not in html and "<b onmouseover" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;b onmouseover=alert(2)&gt;ticket&lt;/b&gt;" in html
+    assert run("verify", "r.html").exit_code == 0
