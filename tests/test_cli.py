@@ -115,7 +115,7 @@ def test_summary_lists_what_did_not_pass_and_verbose_lists_all(workspace):
     assert re.search(r"^INCONCLUSIVE +fairness/equal_opportunity_difference\[race\]  "
                      r"inconclusive: the 95% interval is", default, flags=re.M)
     assert ("passed: 16 schema, 9 performance, 1 fairness, 39 drift, 8 explainability, "
-            "3 robustness checks") in default
+            "2 robustness checks") in default
     # whole ids on one line, however narrow the terminal
     assert re.search(r"^WARN +performance/precision\[race=Amer-Indian-Eskimo\]  precision = "
                      r"0\.7500, 95% CI", default, flags=re.M)
@@ -123,7 +123,7 @@ def test_summary_lists_what_did_not_pass_and_verbose_lists_all(workspace):
     assert re.search(r"^ +Female: n=5421, selection_rate 0\.08\d \[0\.0\d\d, 0\.0\d\d\], "
                      r"true_positive_rate 0\.59\d", default, flags=re.M)  # per-group evidence
     quiet = run("check", policy, "-q").stdout.splitlines()
-    assert quiet[0].startswith("BLOCKED (76 pass, 2 fail, 6 warn, 1 inconclusive)")
+    assert quiet[0].startswith("BLOCKED (75 pass, 2 fail, 7 warn, 1 inconclusive)")
 
 
 def test_output_paths_are_checked_before_the_run(workspace):

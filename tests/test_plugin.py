@@ -172,7 +172,7 @@ def test_junit_xml_has_a_testcase_per_check_with_value_and_bound(tiny):
 def test_record_and_report_match_mlcheck_check(example):
     result = example.runpytest("--mlcheck", "--mlcheck-json", "out/r.json",
                                "--mlcheck-report", "out/r.html")
-    result.assert_outcomes(passed=83, failed=2, warnings=7)
+    result.assert_outcomes(passed=83, failed=2, warnings=8)
     record = json.loads((example.path / "out/r.json").read_text())
     from mlcheck.engine import evaluate
 
@@ -183,7 +183,7 @@ def test_record_and_report_match_mlcheck_check(example):
     assert record["policy"]["sha256"] == direct["policy"]["sha256"]
     assert record["not_run"] == []
     assert "performance/recall[sex=Female]" in (example.path / "out/r.html").read_text()
-    result.stdout.fnmatch_lines(["policies/adult-income.yaml: BLOCKED (76 pass, 2 fail, 6 warn, "
+    result.stdout.fnmatch_lines(["policies/adult-income.yaml: BLOCKED (75 pass, 2 fail, 7 warn, "
                                  "1 inconclusive)*"])
 
 
@@ -269,15 +269,15 @@ def test_xdist_gives_the_same_outcomes_and_one_complete_record(example):
     single = example.runpytest_subprocess("--mlcheck", "--mlcheck-json", "one.json")
     double = example.runpytest_subprocess("--mlcheck", "-n", "2", "--mlcheck-json", "two.json",
                                           "--mlcheck-report", "two.html")
-    single.assert_outcomes(passed=83, failed=2, warnings=7)
-    double.assert_outcomes(passed=83, failed=2, warnings=7)
+    single.assert_outcomes(passed=83, failed=2, warnings=8)
+    double.assert_outcomes(passed=83, failed=2, warnings=8)
     one = json.loads((example.path / "one.json").read_text())
     two = json.loads((example.path / "two.json").read_text())
     assert [(c["id"], c["verdict"]) for c in two["checks"]] == [
         (c["id"], c["verdict"]) for c in one["checks"]]
     assert two["not_run"] == [] and two["verdict"] == "blocked"
     assert (example.path / "two.html").exists()
-    double.stdout.fnmatch_lines(["policies/adult-income.yaml: BLOCKED (76 pass, 2 fail, 6 warn, "
+    double.stdout.fnmatch_lines(["policies/adult-income.yaml: BLOCKED (75 pass, 2 fail, 7 warn, "
                                  "1 inconclusive)*"])
 
 
