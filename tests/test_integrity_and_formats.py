@@ -156,3 +156,42 @@ def test_everything_in_the_report_is_escaped(binary_workspace):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;b onmouseover=alert(2)&gt;ticket&lt;/b&gt;" in html
     assert run("verify", "r.html").exit_code == 0
+
+
+def test_every_verdict_and_family_renders_in_every_format(example_evaluation):
+    """A record holding each verdict in each family renders in HTML (with the controls
+    index and the waivers), Markdown, SARIF and JUnit."""
+    from mlcheck.report.formats import FORMATS
+
+    record = example_evaluation.record().to_dict()
+    families = ("schema", "performance", "fairness", "drift", "explainability",
+                "robustness", "custom")
+    verdicts = ("pass", "fail", "warn", "waived", "inconclusive", "error")
+    template = record["checks"][0]
+    checks = []
+    for family in families:
+        for verdict in verdicts:
+            checks.append({**template, "id": f"{family}/{verdict}-check", "family": family,
+                           "verdict": verdict, "message": f"{verdict} <in> {family}",
+                           "blocking": verdict in ("fail", "error", "inconclusive"),
+                           "controls": [f"control for {family}"],
+                           "waiver": {"check": "x", "reason": "r", "approved_by": "a",
+                                      "expires": "2999-01-01", "was": "fail"}
+                           if verdict == "waived" else None})
+    record = {**record, "checks": checks, "waivers": [
+        {"check": "gone/*", "reason": "old", "approved_by": "a", "expires": "2020-01-01",
+         "status": "stale", "checks": []}]}
+    rendered = {name: render(record, None) for name, render in FORMATS.items()}
+    html = rendered["html"]
+    for check in checks:
+        assert f'id="{check["id"]}"' in html
+        assert f"{check['verdict']} &lt;in&gt; {check['family']}" in html
+    for family in families:
+        assert f"<h2>{family.capitalize()}</h2>" in html and f"control for {family}" in html
+    assert "no check (stale)" in html
+    assert "| `robustness/error-check` | error |" in rendered["markdown"]
+    levels = {r["ruleId"]: r["level"] for r in json.loads(rendered["sarif"])["runs"][0]["results"]}
+    assert levels["drift/fail-check"] == "error" and levels["drift/warn-check"] == "warning"
+    assert levels["drift/waived-check"] == "note" and "drift/pass-check" not in levels
+    assert ET.fromstring(rendered["junit"].split("\n", 1)[1]).find("testsuite").get(
+        "errors") == str(len(families))
