@@ -187,7 +187,12 @@ def report(
         target = output or record.with_suffix(SUFFIXES[form])
         check_output_paths(target, inputs=[record] + ([compare] if compare else []))
         previous = _read(compare) if compare else None
-        text = FORMATS[form](_read(record), previous)
+        current = _read(record)
+        try:
+            text = FORMATS[form](current, previous)
+        except Exception as exc:  # a record that parses but lacks what a report shows
+            raise MlcheckError(f"{record} is not a complete mlcheck record: "
+                               f"{type(exc).__name__}: {exc}") from None
         _write({target: text})
     except MlcheckError as exc:
         raise _fail(exc) from None
@@ -195,7 +200,14 @@ def report(
 
 
 def _read(path: Path) -> dict:
+    """A stored record: a JSON record, or the one an HTML report embeds."""
+    from mlcheck.integrity import embedded_record
+    from mlcheck.result import normalise_record
+
     try:
+        text = path.read_text(encoding="utf-8")
+        if text.lstrip().startswith("<"):
+            return normalise_record(embedded_record(text))
         return read_record(path)
     except FileNotFoundError:
         raise MlcheckError(f"record not found: {path}") from None
@@ -218,6 +230,9 @@ def keygen(
         private, public = generate_key(output)
     except MlcheckError as exc:
         raise _fail(exc) from None
+    except OSError as exc:
+        raise _fail(MlcheckError(f"cannot write the key to {output}: "
+                                 f"{exc.strerror or exc}")) from None
     out.print(f"private key: {escape(str(private))} (keep it secret)   public key: "
               f"{escape(str(public))}", soft_wrap=True)
 
@@ -240,8 +255,9 @@ def verify(
         result = verify_file(path, public_key, artifacts)
     except MlcheckError as exc:
         raise _fail(exc) from None
-    except (ValueError, KeyError) as exc:
-        raise _fail(MlcheckError(f"{path} holds no readable mlcheck record: {exc}")) from None
+    except Exception as exc:  # malformed JSON or structure: unreadable, not "altered"
+        raise _fail(MlcheckError(f"{path} holds no readable mlcheck record: "
+                                 f"{type(exc).__name__}: {exc}")) from None
     for line in result.checked:
         out.print(f"[green]OK[/]        {escape(line)}", soft_wrap=True)
     for line in result.problems:

@@ -139,11 +139,14 @@ class Verification:
         return not self.problems
 
 
-def embedded_record(page: str) -> dict[str, Any]:
-    """The record a report embeds (in a `<script>` element, see `embed`)."""
-    found = re.search(re.escape(f'<script type="{RECORD_SCRIPT_TYPE}" id="{RECORD_SCRIPT_ID}">')
+def embedded_record(page: str, element: str = RECORD_SCRIPT_ID) -> dict[str, Any] | None:
+    """The record a report embeds (in a `<script>` element, see `embed`); with
+    `element="mlcheck-comparison"`, the comparison it shows, or None."""
+    found = re.search(re.escape(f'<script type="{RECORD_SCRIPT_TYPE}" id="{element}">')
                       + r"(.*?)</script>", page, flags=re.S)
     if not found:
+        if element != RECORD_SCRIPT_ID:
+            return None
         raise MlcheckError("this HTML file embeds no mlcheck record")
     try:
         return json.loads(gzip.decompress(base64.b64decode(found.group(1).strip())))
@@ -159,8 +162,14 @@ def verify(path: Path, public_key: Path | None = None, artifacts: Path | None = 
     text = Path(path).read_text(encoding="utf-8")
     page = path.suffix.lower() in (".html", ".htm") or text.lstrip().startswith("<")
     record = embedded_record(text) if page else json.loads(text)
+    if not isinstance(record, dict):
+        raise MlcheckError(f"{path} holds no mlcheck record (a JSON object)")
     result = Verification()
     block = record.get("integrity")
+    if isinstance(block, dict) and block.get("algorithm") != "sha256":
+        result.problems.append(f"unknown digest algorithm {block.get('algorithm')!r}; "
+                               "mlcheck writes sha256")
+        return result
     if not isinstance(block, dict) or "digest" not in block:
         result.problems.append("the record has no digest: it was written without integrity "
                                "information, so nothing can be verified")
@@ -174,13 +183,20 @@ def verify(path: Path, public_key: Path | None = None, artifacts: Path | None = 
         result.checked.append(f"digest sha256 {actual}")
     _verify_signature(block, public_key, result)
     if page and not result.problems:
+        from mlcheck.engine import package_version
         from mlcheck.report.html import render_html
 
-        if render_html(record) != text:
+        rendered = render_html(record, embedded_record(text, "mlcheck-comparison"))
+        if rendered.rstrip("\n") == text.rstrip("\n"):
+            result.checked.append("the page is exactly what its record renders to")
+        elif record.get("mlcheck_version") != package_version("mlcheck"):
+            result.problems.append(
+                f"the page differs from what its record renders to with this mlcheck "
+                f"({package_version('mlcheck')}); it was written by mlcheck "
+                f"{record.get('mlcheck_version')}, so verify it with that version")
+        else:
             result.problems.append("the page differs from what its embedded record renders "
                                    "to: the visible report was edited")
-        else:
-            result.checked.append("the page is exactly what its record renders to")
     if artifacts is not None:
         _verify_artifacts(record, artifacts, result)
     return result
@@ -195,6 +211,9 @@ def _changed_hint(record: dict[str, Any]) -> str:
 
 
 def _verify_signature(block: dict, public_key: Path | None, result: Verification) -> None:
+    if "signature" in block and not isinstance(block["signature"], dict):
+        result.problems.append("the signature block is damaged (not a signature)")
+        return
     signature = block.get("signature")
     if signature is None:
         if public_key is not None:
@@ -216,8 +235,9 @@ def _verify_signature(block: dict, public_key: Path | None, result: Verification
         result.problems.append(f"the signature does not match the digest, signer and date "
                                f"(signer {signature['signer']!r})")
         return
-    trusted = "the given public key" if public_key is not None else \
-        "the key embedded in the record (pass --public-key to check whose it is)"
+    trusted = "the given public key" if public_key is not None else (
+        "the key embedded in the record only: this proves the record was not changed since "
+        "that key signed it, not whose key it is; pass --public-key to check the signer")
     result.checked.append(f"Ed25519 signature by {signature['signer']} on "
                           f"{signature['signed_at']}, with {trusted}")
 
@@ -225,12 +245,17 @@ def _verify_signature(block: dict, public_key: Path | None, result: Verification
 def _verify_artifacts(record: dict[str, Any], root: Path, result: Verification) -> None:
     """Re-hash the model, baseline, datasets and policy files the record names (paths
     relative to `root`) and compare them with the recorded SHA-256."""
+    if not root.is_dir():
+        raise MlcheckError(f"--artifacts: not a folder: {root}")
     runs = record.get("runs") or [record]
     for run in runs:
         subject = run["subject"]
         files = [(f"model {m['path']}", m) for m in (subject.get("model"),
                                                      subject.get("baseline"))
                  if m and m.get("path") and m.get("sha256")]
+        profile = subject.get("reference_profile")
+        if profile and profile.get("path"):
+            files.append((f"reference profile {profile['path']}", profile))
         files += [(f"dataset {name} {d['path']}", d)
                   for name, d in subject.get("datasets", {}).items()]
         files += [(f"policy file {s['path']}", s) for s in run["policy"].get("sources", [])]

@@ -546,6 +546,13 @@ class Waiver(Spec):
     approved_by: str = Field(min_length=1, description="Who approved it.")
     expires: dt.date = Field(description="Last day the waiver applies (YYYY-MM-DD).")
 
+    @field_validator("check", "reason", "approved_by")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
 
 class StatisticsSpec(Spec):
     """How intervals are computed, for every check that reports one."""

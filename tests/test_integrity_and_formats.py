@@ -96,7 +96,7 @@ def test_markdown_sarif_and_junit(signed):
     assert run("report", "r.json", "--format", "markdown").exit_code == 0
     markdown = (root / "r.md").read_text()
     assert markdown.startswith("### mlcheck: tiny: **BLOCKED**")
-    assert "| `performance/accuracy` | fail |" in markdown
+    assert "| <code>performance/accuracy</code> | fail |" in markdown
     assert "record sha256" in markdown
     assert run("report", "r.json", "-f", "sarif", "-o", "r.sarif").exit_code == 0
     sarif = json.loads((root / "r.sarif").read_text())
@@ -126,9 +126,9 @@ def test_compare_with_a_previous_record(signed):
                ).exit_code == 0
     markdown = (root / "r.md").read_text()
     assert "**Since the previous record**" in markdown
-    assert "- `performance/roc_auc`: pass → fail" in markdown
-    assert "- added: `performance/precision`" in markdown
-    assert "- removed: `performance/accuracy`" in markdown
+    assert "- <code>performance/roc_auc</code>: pass → fail" in markdown
+    assert "- added: <code>performance/precision</code>" in markdown
+    assert "- removed: <code>performance/accuracy</code>" in markdown
     assert run("report", "r.json", "-o", "c.html", "--compare", "previous.json").exit_code == 0
     html = (root / "c.html").read_text()
     assert "Changes since the previous record" in html and "removed check" in html
@@ -189,9 +189,55 @@ def test_every_verdict_and_family_renders_in_every_format(example_evaluation):
     for family in families:
         assert f"<h2>{family.capitalize()}</h2>" in html and f"control for {family}" in html
     assert "no check (stale)" in html
-    assert "| `robustness/error-check` | error |" in rendered["markdown"]
+    assert "| <code>robustness/error-check</code> | error |" in rendered["markdown"]
     levels = {r["ruleId"]: r["level"] for r in json.loads(rendered["sarif"])["runs"][0]["results"]}
     assert levels["drift/fail-check"] == "error" and levels["drift/warn-check"] == "warning"
     assert levels["drift/waived-check"] == "note" and "drift/pass-check" not in levels
     assert ET.fromstring(rendered["junit"].split("\n", 1)[1]).find("testsuite").get(
         "errors") == str(len(families))
+
+
+def test_review_findings_on_the_report(signed):
+    root = signed.root
+    # a report made with --compare verifies: the comparison is embedded with the record
+    (root / "previous.json").write_text((root / "r.json").read_text())
+    assert run("report", "r.json", "-o", "c.html", "--compare", "previous.json").exit_code == 0
+    done = run("verify", "c.html")
+    assert done.exit_code == 0, done.output
+    # report and verify read the record an HTML report embeds
+    assert run("report", "r.html", "-f", "markdown", "-o", "from-html.md").exit_code == 0
+    assert (root / "from-html.md").read_text().startswith("### mlcheck: tiny")
+    # a crafted verdict cannot reach the page
+    record = json.loads((root / "r.json").read_text())
+    record["checks"][0]["verdict"] = 'fail"/><script>alert(1)</script><x a="'
+    (root / "crafted.json").write_text(json.dumps(record))
+    crafted = run("report", "crafted.json", "-o", "crafted.html")
+    assert crafted.exit_code == 2 and "unknown verdict" in crafted.stderr
+    # unreadable input is exit 2, never "altered" (1)
+    (root / "list.json").write_text("[1, 2]")
+    assert run("verify", "list.json").exit_code == 2
+    record = json.loads((root / "r.json").read_text())
+    record["integrity"]["signature"] = "x"
+    (root / "damaged.json").write_text(json.dumps(record))
+    done = run("verify", "damaged.json")
+    assert done.exit_code == 1 and "signature block is damaged" in done.output
+    record["integrity"] = {**record["integrity"], "algorithm": "md5"}
+    (root / "md5.json").write_text(json.dumps(record))
+    assert "unknown digest algorithm 'md5'" in run("verify", "md5.json").output
+    # a blank waiver field is refused
+    signed.policy(BINARY_POLICY + "waivers:\n  - {check: a, reason: ' ', approved_by: x, "
+                  "expires: 2999-01-01}\n")
+    blank = run("check", "policy.yaml")
+    assert blank.exit_code == 2 and "waivers[0].reason: must not be blank" in blank.stderr
+
+
+def test_junit_counts_every_blocking_check_and_stays_well_formed():
+    from mlcheck.report.formats import render_junit
+
+    check = {"id": "performance/accuracy[group=a\x0bb]", "family": "performance",
+             "verdict": "inconclusive", "severity": "block", "value": 0.5, "blocking": True,
+             "message": "too wide\x0b", "duration_s": 0.1}
+    record = {"kind": "run", "policy": {"name": "p"}, "created_at": "now",
+              "checks": [check, {**check, "id": "b", "verdict": "fail"}]}
+    suite = ET.fromstring(render_junit(record).split("\n", 1)[1]).find("testsuite")
+    assert suite.get("failures") == "2" and len(suite.findall("testcase/failure")) == 2

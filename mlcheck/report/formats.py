@@ -27,15 +27,20 @@ def checks_by_key(record: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any
 def compare(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
     """What changed since a previous record: verdicts, values, checks, waivers."""
     now, before = checks_by_key(current), checks_by_key(previous)
+    policies = {k[0] for k in now} | {k[0] for k in before}
+
+    def _label(key: tuple[str, str]) -> str:
+        return f"{key[0]}: {key[1]}" if len(policies) > 1 else key[1]
+
     changed, moved = [], []
     for key in now.keys() & before.keys():
         new, old = now[key], before[key]
         if new["verdict"] != old["verdict"]:
-            changed.append({"policy": key[0], "id": key[1], "from": old["verdict"],
+            changed.append({"policy": key[0], "id": _label(key), "from": old["verdict"],
                             "to": new["verdict"]})
         if isinstance(new.get("value"), (int, float)) and isinstance(
                 old.get("value"), (int, float)) and new["value"] != old["value"]:
-            moved.append({"policy": key[0], "id": key[1], "from": old["value"],
+            moved.append({"policy": key[0], "id": _label(key), "from": old["value"],
                           "to": new["value"], "delta": new["value"] - old["value"]})
 
     def waivers(record: dict[str, Any]) -> dict[tuple, dict]:
@@ -43,20 +48,21 @@ def compare(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]
                 for w in run.get("waivers", [])}
 
     new_w, old_w = waivers(current), waivers(previous)
+    names_now = {run["policy"]["name"] for run in runs_of(current)}
+    names_before = {run["policy"]["name"] for run in runs_of(previous)}
     return {
+        "policies_differ": names_now != names_before,
         "previous": {"created_at": previous.get("created_at"),
                      "verdict": previous.get("verdict"),
                      "digest": (previous.get("integrity") or {}).get("digest")},
         "verdict": {"from": previous.get("verdict"), "to": current.get("verdict")},
         "verdict_changes": sorted(changed, key=lambda c: (c["policy"], c["id"])),
         "value_changes": sorted(moved, key=lambda c: -abs(c["delta"])),
-        "added": sorted(f"{p}: {i}" if len(runs_of(current)) > 1 else i
-                        for p, i in now.keys() - before.keys()),
-        "removed": sorted(f"{p}: {i}" if len(runs_of(current)) > 1 else i
-                          for p, i in before.keys() - now.keys()),
-        "waivers_added": sorted(k[1] for k in new_w.keys() - old_w.keys()),
-        "waivers_removed": sorted(k[1] for k in old_w.keys() - new_w.keys()),
-        "waivers_changed": sorted(k[1] for k in new_w.keys() & old_w.keys()
+        "added": sorted(_label(k) for k in now.keys() - before.keys()),
+        "removed": sorted(_label(k) for k in before.keys() - now.keys()),
+        "waivers_added": sorted(_label(k) for k in new_w.keys() - old_w.keys()),
+        "waivers_removed": sorted(_label(k) for k in old_w.keys() - new_w.keys()),
+        "waivers_changed": sorted(_label(k) for k in new_w.keys() & old_w.keys()
                                   if new_w[k] != old_w[k]),
     }
 
@@ -64,10 +70,18 @@ def compare(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]
 # ---------------------------------------------------------------------- markdown
 
 
-def _cell(value: Any) -> str:
-    """Markdown table cell text: no HTML, no pipes, no line breaks."""
-    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("|", "\\|").replace("\n", " ")
+def _cell(value: Any, limit: int | None = None) -> str:
+    """Markdown table cell text: no HTML, no pipes, no line breaks (cut before escaping,
+    so an entity is never split)."""
+    text = " ".join(str(value).split())
+    text = text[:limit] + "…" if limit and len(text) > limit else text
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "&#124;")
+
+
+def _code(value: Any) -> str:
+    """An id as inline code that survives backticks and markup in it."""
+    return f"<code>{_cell(value)}</code>"
 
 
 def render_markdown(record: dict[str, Any], previous: dict[str, Any] | None = None) -> str:
@@ -88,7 +102,7 @@ def render_markdown(record: dict[str, Any], previous: dict[str, Any] | None = No
                       *_table(others), "", "</details>", ""]
         stale = [w for w in run.get("waivers", []) if w["status"] != "active"]
         for waiver in stale:
-            lines.append(f"- {waiver['status']} waiver `{_cell(waiver['check'])}` "
+            lines.append(f"- {waiver['status']} waiver {_code(waiver['check'])} "
                          f"(approved by {_cell(waiver['approved_by'])}, expires "
                          f"{waiver['expires']})")
         if stale:
@@ -108,8 +122,8 @@ def _table(checks: list[dict[str, Any]]) -> list[str]:
     for c in ordered:
         bounds = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
                            for k, v in c["bounds"].items()) or "—"
-        rows.append(f"| `{_cell(c['id'])}` | {c['verdict']} | {format_number(c['value'])} | "
-                    f"{_cell(bounds)} | {_cell(c['message'])[:300]} |")
+        rows.append(f"| {_code(c['id'])} | {c['verdict']} | {format_number(c['value'])} | "
+                    f"{_cell(bounds)} | {_cell(c['message'], 300)} |")
     return rows
 
 
@@ -118,14 +132,20 @@ def _comparison_lines(diff: dict[str, Any]) -> list[str]:
     lines = [f"**Since the previous record** ({diff['previous']['created_at']}): "
              f"{verdict['from']} → {verdict['to']}", ""]
     for change in diff["verdict_changes"]:
-        lines.append(f"- `{_cell(change['id'])}`: {change['from']} → {change['to']}")
+        lines.append(f"- {_code(change['id'])}: {change['from']} → {change['to']}")
     for change in diff["value_changes"][:10]:
-        lines.append(f"- `{_cell(change['id'])}`: {format_number(change['from'])} → "
+        lines.append(f"- {_code(change['id'])}: {format_number(change['from'])} → "
                      f"{format_number(change['to'])} ({change['delta']:+.4g})")
+    if len(diff["value_changes"]) > 10:
+        lines.append(f"- and {len(diff['value_changes']) - 10} more value changes")
     for label in ("added", "removed", "waivers_added", "waivers_removed", "waivers_changed"):
         if diff[label]:
             lines.append(f"- {label.replace('_', ' ')}: "
-                         + ", ".join(f"`{_cell(i)}`" for i in diff[label]))
+                         + ", ".join(_code(i) for i in diff[label]))
+    if len(lines) == 2:
+        lines.append("- no check changed verdict or value")
+    if diff["policies_differ"]:
+        lines.insert(2, "- note: the two records are of different policies")
     return [*lines, ""]
 
 
@@ -178,31 +198,37 @@ def render_junit(record: dict[str, Any], previous: dict[str, Any] | None = None)
     suites = ET.Element("testsuites", name="mlcheck")
     for run in runs_of(record):
         checks = run["checks"]
-        suite = ET.SubElement(suites, "testsuite", name=run["policy"]["name"],
+        suite = ET.SubElement(suites, "testsuite", name=_xml(run["policy"]["name"]),
                               tests=str(len(checks)),
-                              failures=str(sum(c["verdict"] == "fail" for c in checks)),
+                              failures=str(sum(c["blocking"] and c["verdict"] != "error"
+                                               for c in checks)),
                               errors=str(sum(c["verdict"] == "error" for c in checks)),
                               skipped=str(sum(c["verdict"] == "waived" for c in checks)),
                               timestamp=str(run["created_at"]))
         for check in checks:
             case = ET.SubElement(suite, "testcase", classname=check["family"],
-                                 name=check["id"], time=f"{check.get('duration_s', 0):.3f}")
+                                 name=_xml(check["id"]),
+                                 time=f"{check.get('duration_s', 0):.3f}")
             properties = ET.SubElement(case, "properties")
             for name in ("verdict", "severity", "value"):
-                ET.SubElement(properties, "property", name=name, value=str(check[name]))
+                ET.SubElement(properties, "property", name=name, value=_xml(check[name]))
+            message = _xml(check["message"])
             if check["verdict"] == "error":
-                ET.SubElement(case, "error", message=check["message"])
+                ET.SubElement(case, "error", message=message)
             elif check["blocking"]:
-                ET.SubElement(case, "failure", message=check["message"],
-                              type=check["verdict"])
+                ET.SubElement(case, "failure", message=message, type=check["verdict"])
             elif check["verdict"] == "waived":
-                ET.SubElement(case, "skipped", message=check["message"])
+                ET.SubElement(case, "skipped", message=message)
             elif check["verdict"] != "pass":
-                ET.SubElement(case, "system-out").text = f"{check['verdict']}: " \
-                                                         f"{check['message']}"
+                ET.SubElement(case, "system-out").text = f"{check['verdict']}: {message}"
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(
         suites, encoding="unicode") + "\n"
+
+
+def _xml(value: Any) -> str:
+    """Text XML 1.0 can hold: control characters (from real data) become spaces."""
+    return "".join(ch if ch in "\t\n\r" or ord(ch) >= 32 else " " for ch in str(value))
 
 
 def _html(record: dict[str, Any], previous: dict[str, Any] | None = None) -> str:

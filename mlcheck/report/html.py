@@ -61,7 +61,8 @@ def render_html(record: dict[str, Any], comparison: dict[str, Any] | None = None
         runs.append(_prepare(run, f"{anchor}:" if anchor else ""))
     return _environment().get_template("report.html.j2").render(
         record=record, runs=runs, session=session, comparison=comparison,
-        embedded=Markup(embed(record)), integrity=record.get("integrity"))
+        embedded=Markup(embed(record)), integrity=record.get("integrity"),
+        embedded_comparison=Markup(embed(comparison)) if comparison else None)
 
 
 def _prepare(run: dict[str, Any], anchor_prefix: str) -> dict[str, Any]:
@@ -119,7 +120,8 @@ def metric_chart(check: dict[str, Any]) -> Markup:
             interval.get("high"), (int, float)):
         body += (f'<line x1="{x(interval["low"])}" y1="11" x2="{x(interval["high"])}" '
                  f'y2="11" class="interval"/>')
-    body += f'<circle cx="{x(value)}" cy="11" r="4" class="v-{check["verdict"]}"/>'
+    verdict = check["verdict"] if check["verdict"] in _ORDER else "unknown"
+    body += f'<circle cx="{x(value)}" cy="11" r="4" class="v-{verdict}"/>'
     label = f"value {format_number(value)}, bounds " + ", ".join(map(format_number, bounds))
     return _svg(width, height, body, label)
 
