@@ -106,7 +106,7 @@ def test_markdown_sarif_and_junit(signed):
     location = result["locations"][0]["physicalLocation"]
     line = (root / "policy.yaml").read_text().splitlines().index(
         "    - {metric: accuracy, min: 0.99}") + 1
-    assert location == {"artifactLocation": {"uri": "policy.yaml"},
+    assert location == {"artifactLocation": {"uri": "policy.yaml", "uriBaseId": "%SRCROOT%"},
                         "region": {"startLine": line}}
     assert run("report", "r.json", "-f", "junit").exit_code == 0
     suite = ET.parse(root / "r.xml").getroot().find("testsuite")

@@ -5,6 +5,7 @@ the comparison of a record with a previous one."""
 from __future__ import annotations
 
 import json
+import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any
@@ -173,7 +174,7 @@ def render_sarif(record: dict[str, Any], previous: dict[str, Any] | None = None)
             }
             if check.get("policy_file"):
                 result["locations"] = [{"physicalLocation": {
-                    "artifactLocation": {"uri": check["policy_file"]},
+                    "artifactLocation": _artifact(check["policy_file"]),
                     "region": {"startLine": check.get("policy_line") or 1}}}]
             if check["verdict"] == "waived" and check.get("waiver"):
                 result["suppressions"] = [{"kind": "external", "status": "accepted",
@@ -188,6 +189,17 @@ def render_sarif(record: dict[str, Any], previous: dict[str, Any] | None = None)
                   "results": results}],
     }
     return json.dumps(document, indent=2) + "\n"
+
+
+def _artifact(path: str) -> dict[str, str]:
+    """A SARIF artifact location: a URI (percent-encoded, forward slashes), relative to the
+    source root where the policy was given relative to the working folder."""
+    from pathlib import PurePath
+
+    posix = PurePath(path).as_posix()
+    if PurePath(path).is_absolute():
+        return {"uri": PurePath(path).as_uri()}
+    return {"uri": urllib.parse.quote(posix), "uriBaseId": "%SRCROOT%"}
 
 
 # -------------------------------------------------------------------------- junit
