@@ -412,6 +412,17 @@ EXPLAIN_NEEDS = {  # the keys each explainability test needs ...
 EXPLAIN_OPTIONAL = {"stability": {"against", "k"}}  # ... and may take; any other is an error
 
 
+def _rule_keys(name: str, given: set[str], needs: set[str], optional: set[str]) -> None:
+    """A rule's keys against what its test reads: a key it does not read is an error (it
+    would be silently ignored), and so is a missing one."""
+    extra = sorted(given - needs - optional)
+    if extra:
+        raise ValueError(f"`{name}` does not use {', '.join(f'`{k}`' for k in extra)}")
+    needed = sorted(needs - given)
+    if needed:
+        raise ValueError(f"`{name}` needs {', '.join(f'`{k}`' for k in needed)}")
+
+
 class ExplainabilityRule(Spec):
     """A constraint on what the model relies on, read from its SHAP attributions."""
 
@@ -438,15 +449,10 @@ class ExplainabilityRule(Spec):
 
     @model_validator(mode="after")
     def _keys(self) -> ExplainabilityRule:
-        needs = EXPLAIN_NEEDS[self.test]
         given = {key for key in ("features", "k", "max", "min", "direction")
                  if getattr(self, key) is not None} | (self.model_fields_set & {"against"})
-        extra = sorted(given - needs - EXPLAIN_OPTIONAL.get(self.test, set()))
-        if extra:
-            raise ValueError(f"`{self.test}` does not use {', '.join(f'`{k}`' for k in extra)}")
-        needed = sorted(needs - given)
-        if needed:
-            raise ValueError(f"`{self.test}` needs {', '.join(f'`{k}`' for k in needed)}")
+        _rule_keys(self.test, given, EXPLAIN_NEEDS[self.test],
+                   EXPLAIN_OPTIONAL.get(self.test, set()))
         return self
 
 
@@ -512,16 +518,10 @@ class RobustnessRule(Spec):
 
     @model_validator(mode="after")
     def _keys(self) -> RobustnessRule:
-        needs = PROPERTY_NEEDS[self.property]
         given = {key for key in ("inputs", "features", "direction", "tolerance", "noise",
                                  "max_flip_rate", "rows") if getattr(self, key) is not None}
-        extra = sorted(given - needs - PROPERTY_OPTIONAL[self.property])
-        if extra:
-            raise ValueError(f"`{self.property}` does not use "
-                             f"{', '.join(f'`{k}`' for k in extra)}")
-        needed = sorted(needs - given)
-        if needed:
-            raise ValueError(f"`{self.property}` needs {', '.join(f'`{k}`' for k in needed)}")
+        _rule_keys(self.property, given, PROPERTY_NEEDS[self.property],
+                   PROPERTY_OPTIONAL[self.property])
         return self
 
 

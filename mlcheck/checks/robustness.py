@@ -543,8 +543,7 @@ def _invariant(rule: RobustnessRule, spec: RobustnessSpec):
                     "tolerance": tolerance, "model_calls": calls[0],
                     "largest_change_seen": largest[0], "counterexample": found}
         if found and "problem" in found:
-            return Outcome(False, None, {"max": tolerance}, calls[0], f"{found['problem']} "
-                           f"(shrunk counterexample: {found['source']})", evidence)
+            return _broken(found, tolerance, calls[0], evidence)
         if found:
             what = "; ".join(f"{f} {a!r} -> {b!r}" for f, (a, b) in found["changed"].items())
             return Outcome(False, found["change"], {"max": tolerance}, calls[0],
@@ -573,6 +572,12 @@ def _query(model: Model, rows: list[dict[str, Any]], source: str) -> np.ndarray:
                               "scores": [_show_score(s) for s in scores],
                               "summary": problem})
     return scores
+
+
+def _broken(found: dict, tolerance: float, calls: int, evidence: dict) -> Outcome:
+    """A property failed because the model raised or gave a non-finite score."""
+    return Outcome(False, None, {"max": tolerance}, calls,
+                   f"{found['problem']} (shrunk counterexample: {found['source']})", evidence)
 
 
 def _show_score(score: Any) -> Any:
@@ -633,8 +638,7 @@ def _monotonic(rule: RobustnessRule, spec: RobustnessSpec, feature: str):
                     "tolerance": tolerance, "model_calls": calls[0],
                     "largest_step_against": worst[0], "counterexample": found}
         if found and "problem" in found:
-            return Outcome(False, None, {"max": tolerance}, calls[0], f"{found['problem']} "
-                           f"(shrunk counterexample: {found['source']})", evidence)
+            return _broken(found, tolerance, calls[0], evidence)
         if found:
             low, high = found["changed"][feature]
             return Outcome(False, found["change"], {"max": tolerance}, calls[0],
