@@ -141,11 +141,12 @@ def normalise_record(data: Any) -> dict[str, Any]:
     """A record as rendering expects it; a verdict outside the known ones is refused."""
     if not isinstance(data, dict):
         raise ValueError("a record is a JSON object")
-    for run in data.get("runs", [data]) if isinstance(data.get("runs"), list) else [data]:
-        for check in run.get("checks", []) if isinstance(run, dict) else []:
-            if not isinstance(check, dict) or check.get("verdict") not in VERDICTS:
-                raise ValueError(f"check {check.get('id') if isinstance(check, dict) else check!r} "
-                                 f"has an unknown verdict")
+    runs = data["runs"] if isinstance(data.get("runs"), list) else [data]
+    checks = [c for run in runs if isinstance(run, dict) for c in run.get("checks") or []]
+    for check in checks:
+        if not isinstance(check, dict) or check.get("verdict") not in VERDICTS:
+            raise ValueError(f"check {check.get('id') if isinstance(check, dict) else check!r}"
+                             " has an unknown verdict")
     kept = {"integrity": data["integrity"]} if "integrity" in data else {}
     if data.get("kind") == "session":
         runs = [RunResult.from_dict(run) for run in data["runs"]]

@@ -95,8 +95,7 @@ def test_each_rule_on_tree_linear_pipeline_and_agnostic_models(workspace, family
         about = result.checks[0].evidence["explainer"]
         assert about["explainer"] == explainer
         assert about["additivity_max_error"] < 1e-6
-        assert [row["feature"] for row in result.checks[0].evidence["importance"]] \
-            and {row["feature"] for row in result.checks[0].evidence["importance"]} \
+        assert {row["feature"] for row in result.checks[0].evidence["importance"]} \
             == set(inputs)
     fair, reliant = verdicts[0.0], verdicts[4.0]
     assert fair[f"explainability/not_in_top[{protected}]"] == "pass"
@@ -128,8 +127,7 @@ def test_one_hot_attributions_sum_back_to_their_column(workspace):
     moved["region"] = rows["region"][other]
     change = model.decision_function(moved)[0] - model.decision_function(rows.iloc[[first]])[0]
     assert found.signed[other, j, 0] - found.signed[first, j, 0] == pytest.approx(
-        change, abs=1e-9) or found.signed[first, j, 0] + change == pytest.approx(
-        found.signed[other, j, 0], abs=1e-9)
+        change, abs=1e-9)
     assert found.about["encoded_columns"] == 8 and found.about["unattributed_share"] == 0
     # every input's share: the sum over input columns keeps SHAP's additivity
     total = found.signed.sum(axis=1)[:, 0]

@@ -300,8 +300,8 @@ def nan_for_b():
     return Scored(lambda X: np.where(X["group"] == "b", np.nan, sigmoid(X["x1"])))
 
 
-def thresholded():  # scores sit between 0.5 and 0.8 for most rows
-    return Scored(lambda X: 0.5 + 0.3 * sigmoid(X["x1"]))
+def thresholded():  # a knife edge at x1 = 0 for a 0.5 cut; never reaches 0.8
+    return Scored(lambda X: 0.25 + 0.5 * sigmoid(1000 * X["x1"]))
 '''
     path = policy(workspace, "raises_on_c", [
         "{property: invariant, features: [group]}",
@@ -317,16 +317,17 @@ def thresholded():  # scores sit between 0.5 and 0.8 for most rows
     assert checks["robustness/invariant[group]"].message.startswith(
         "the score is not finite")  # NaN is a change, not "0 <= tolerance"
     assert checks["robustness/monotonic[x1]"].verdict == "fail"
-    # perturbation counts classes as the policy does: with its threshold
+    # perturbation counts classes as the policy does: with its threshold (0.8: every
+    # row is negative, nothing flips), not with predict's 0.5 (the rows near x1 = 0 flip)
     path.write_text(path.read_text().replace("nan_for_b", "thresholded").replace(
-        "trust", "threshold: 0.8, trust") .replace(
         "    - {property: invariant, features: [group]}\n", "").replace(
         "{property: monotonic, features: [x1], direction: increasing}",
-        "{property: perturbation, noise: 0.01, max_flip_rate: 0.02}"))
+        "{property: perturbation, noise: 0.05, max_flip_rate: 0.02}"))
+    assert run(path)["robustness/perturbation"].verdict == "fail"  # predict's 0.5 cut
     path.write_text(path.read_text().replace("task: binary_classification,",
-                                             "task: binary_classification, threshold: 0.7,"))
+                                             "task: binary_classification, threshold: 0.8,"))
     check = run(path)["robustness/perturbation"]
-    assert check.verdict == "pass", check.message  # 0.5 would flip the rows near x1 = 0
+    assert check.verdict == "pass" and check.value == 0, check.message
 
 
 def test_generated_values_respect_every_bound_and_the_model_sees_them_unchanged():

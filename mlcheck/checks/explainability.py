@@ -303,9 +303,9 @@ def importance(context: Context, role: str) -> Importance:
                                       np.random.SeedSequence([stats.seed, 3]))
             weights = counts.sum(axis=1, keepdims=True).astype(float)
             means = (counts @ magnitude) / np.maximum(weights, 1)
-            intervals = [(percentile_interval(means[:, j], stats.confidence).low,
-                          percentile_interval(means[:, j], stats.confidence).high)
-                         for j in range(means.shape[1])]
+            intervals = [(found.low, found.high) for found in (
+                percentile_interval(means[:, j], stats.confidence)
+                for j in range(means.shape[1]))]
             sums = means.sum(axis=1, keepdims=True)
             share_resamples = np.divide(means, sums, out=np.zeros_like(means), where=sums > 0)
         values = dict(zip(found.columns, mean_abs, strict=True))
