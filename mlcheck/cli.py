@@ -19,16 +19,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from mlcheck.engine import evaluate
 from mlcheck.errors import MlcheckError
+from mlcheck.outputs import check_output_paths, write_files
 from mlcheck.policy import load_policy, policy_json_schema
 from mlcheck.report import render_html
 from mlcheck.report.text import detail_lines
-from mlcheck.result import (
-    CheckResult,
-    RunResult,
-    check_output_paths,
-    read_record,
-    write_files,
-)
+from mlcheck.result import CheckResult, RunResult, read_record
 from mlcheck.subject import input_files
 
 EXIT_PASSED, EXIT_BLOCKED, EXIT_INVALID = 0, 1, 2

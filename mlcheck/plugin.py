@@ -122,7 +122,7 @@ class MlcheckSession:
     def _check_outputs(self) -> None:
         """Refuse unusable output paths before anything runs."""
         from mlcheck.errors import MlcheckError
-        from mlcheck.result import check_output_paths
+        from mlcheck.outputs import check_output_paths
 
         paths = [Path(p) for p in (self.config.getoption("mlcheck_json"),
                                    self.config.getoption("mlcheck_report")) if p]
@@ -191,7 +191,7 @@ class MlcheckSession:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Outputs must not overwrite a dataset or model of a collected policy."""
         from mlcheck.errors import MlcheckError
-        from mlcheck.result import check_output_paths
+        from mlcheck.outputs import check_output_paths
         from mlcheck.subject import input_files
 
         inputs = [f for found in self.evaluations.values() if not isinstance(found, Exception)
@@ -312,8 +312,9 @@ class MlcheckSession:
         import json
 
         from mlcheck.integrity import seal
+        from mlcheck.outputs import write_files
         from mlcheck.report import render_html
-        from mlcheck.result import session_record, write_files
+        from mlcheck.result import session_record
 
         record = seal(session_record(runs))
         outputs = {}

@@ -7,8 +7,9 @@ import re
 
 import pytest
 
+from mlcheck.outputs import write_atomic
 from mlcheck.report import render_html
-from mlcheck.result import CheckResult, RunResult, write_atomic
+from mlcheck.result import CheckResult, RunResult
 
 from .conftest import REPO
 
