@@ -74,6 +74,9 @@ def check(
     ] = None,
     signer: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--signer", help='Who signs: "Name <email>" (required with --sign).')] = None,
+    model_timeout: Annotated[Optional[float], typer.Option(  # noqa: UP045
+        "--model-timeout", min=0.001, help="Longest time one model call may take, in "
+        "seconds (overrides the policy's model.timeout).")] = None,
 ) -> None:
     """Evaluate the model a policy names; exit 0 passed, 1 blocked, 2 invalid input."""
     from mlcheck.integrity import load_private_key, seal
@@ -96,7 +99,8 @@ def check(
             def advance(result: CheckResult, done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total, description=result.id)
 
-            result = evaluate(loaded, trust_model=trust_model, progress=advance)
+            result = evaluate(loaded, trust_model=trust_model, progress=advance,
+                              model_timeout=model_timeout)
         record = seal(result.to_dict(), sign, signer)
         _write(dict(zip(outputs, (json.dumps(record, indent=2, allow_nan=False) + "\n",
                                   render_html(record)), strict=True)))

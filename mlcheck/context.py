@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mlcheck.errors import CheckError
+from mlcheck.guard import ModelTimeout, time_limit
 from mlcheck.metrics import BINARY, MULTICLASS, REGRESSION
 from mlcheck.policy import Policy
 from mlcheck.stats import bootstrap_counts
@@ -51,9 +52,11 @@ class Truth:
 class Context:
     """Lazy cache of a run's shared work: predictions, scores, truth, validation results."""
 
-    def __init__(self, policy: Policy, subject: Subject) -> None:
+    def __init__(self, policy: Policy, subject: Subject, *,
+                 model_timeout: float | None = None) -> None:
         self.policy = policy
         self.subject = subject
+        self.model_timeout = model_timeout or (policy.model.timeout if policy.model else None)
         self.task = policy.model.task if policy.model else None
         self.model_calls: Counter[tuple[str, str, str]] = Counter()
         self._memo: dict[Hashable, tuple[bool, Any]] = {}
@@ -134,13 +137,16 @@ class Context:
             return tuple(model.estimator.classes_)
         return truth.classes
 
-    def features(self, dataset: str) -> pd.DataFrame:
-        """Model input: `model.features`, or every column but the target and the columns
-        that black-box sources read (a vendor's score must never leak into a model)."""
+    def features(self, dataset: str, model: LoadedModel | None = None) -> pd.DataFrame:
+        """A model's input (the candidate's by default): the columns it was loaded with
+        (`model.features`, else the model's own `feature_names_in_`), else every column
+        but the target and the columns black-box sources read (a vendor's score must
+        never leak into a model)."""
         frame = self.frame(dataset)
+        model = model or self.subject.model
+        if model is not None and model.inputs:
+            return frame[list(model.inputs)]
         spec = self.policy.model
-        if spec is not None and spec.features:
-            return frame[list(spec.features)]
         excluded = {self.policy.data.target}
         for source in (spec, spec and spec.baseline):
             if source is not None:
@@ -158,7 +164,11 @@ class Context:
         self.model_calls[(model.role, dataset, method)] += 1
         rows = len(self.frame(dataset))
         try:
-            output = np.asarray(getattr(estimator, method)(self.features(dataset)))
+            with time_limit(self.model_timeout, f"{model.role} model's {method} on dataset "
+                                                f"'{dataset}'"):
+                output = np.asarray(getattr(estimator, method)(self.features(dataset, model)))
+        except ModelTimeout as exc:  # remembered, so every check that needs it says so
+            raise CheckError(str(exc)) from None
         except Exception as exc:
             raise CheckError(f"{model.role} model raised {type(exc).__name__} in {method} on "
                              f"dataset '{dataset}': {exc}") from None

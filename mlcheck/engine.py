@@ -22,6 +22,7 @@ from mlcheck.checks import (
 )
 from mlcheck.context import Context
 from mlcheck.errors import CheckError, InputError
+from mlcheck.guard import escaped_model_code, watch_interrupts
 from mlcheck.policy import Policy, load_policy, matches
 from mlcheck.result import CheckResult, RunResult
 from mlcheck.subject import load_subject
@@ -56,11 +57,17 @@ def run_check(check: Check, context: Context) -> CheckResult:
                          policy_file=check.location and check.location.file,
                          policy_line=check.location and check.location.line)
     try:
-        outcome = check.evaluate(context)
+        with watch_interrupts():
+            outcome = check.evaluate(context)
     except CheckError as exc:
         result.message = _one_line(str(exc))
     except Exception as exc:  # a bug or an unexpected library error must not pass silently
         result.message = _one_line(f"internal error: {type(exc).__name__}: {exc}")
+    except BaseException as exc:  # sys.exit() or an interrupt from model code, a time limit
+        reason = escaped_model_code(exc)
+        if reason is None:
+            raise  # the user pressed Ctrl-C: the run stops, with no verdict
+        result.message = _one_line(reason)
     else:
         result.value, result.bounds, result.n = outcome.value, outcome.bounds, outcome.n
         result.message, result.evidence = outcome.message, outcome.evidence
@@ -133,11 +140,12 @@ class Evaluation:
     Each check is evaluated at most once, on demand: `mlcheck check` runs them all, the
     pytest plugin one item at a time (so deselected items cost nothing)."""
 
-    def __init__(self, policy: Policy | str | Path, *, trust_model: bool = False) -> None:
+    def __init__(self, policy: Policy | str | Path, *, trust_model: bool = False,
+                 model_timeout: float | None = None) -> None:
         started = time.perf_counter()
         self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
         self.subject = load_subject(self.policy, trust_model=trust_model)
-        self.context = Context(self.policy, self.subject)
+        self.context = Context(self.policy, self.subject, model_timeout=model_timeout)
         self.checks = compile_checks(self.policy, self.context)
         self.load_s = time.perf_counter() - started
         self._results: dict[str, CheckResult] = {}
@@ -182,9 +190,12 @@ def build_record(header: dict, results: list[CheckResult]) -> RunResult:
 
 
 def evaluate(policy: Policy | str | Path, *, trust_model: bool = False,
-             progress: Progress | None = None) -> RunResult:
-    """Load what the policy names, run every check, and return the record."""
-    evaluation = Evaluation(policy, trust_model=trust_model)
+             progress: Progress | None = None, model_timeout: float | None = None
+             ) -> RunResult:
+    """Load what the policy names, run every check, and return the record.
+
+    `model_timeout` (seconds per model call) overrides the policy's `model.timeout`."""
+    evaluation = Evaluation(policy, trust_model=trust_model, model_timeout=model_timeout)
     for done, check in enumerate(evaluation.checks, 1):
         result = evaluation.run(check)
         if progress:

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from mlcheck.errors import Location, PolicyError, display_path, suggest
+from mlcheck.inputs import POLICY, read_limited
 from mlcheck.metrics import (
     BINARY,
     DISPARITIES,
@@ -58,7 +59,7 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")]
 class Spec(BaseModel):
     """Base of every policy section: unknown keys are errors, values are frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _path_shorthand(value: Any) -> Any:
@@ -124,8 +125,12 @@ class ModelSpec(ModelSource):
     task: Task = Field(
         description="binary_classification, multiclass_classification or regression.")
     features: tuple[str, ...] | None = Field(
-        None, description="Columns passed to the model; default: every column but the target."
+        None, description="Columns passed to the model; default: the columns the model was "
+        "fitted on (`feature_names_in_`), else every column but the target."
     )
+    timeout: float | None = Field(
+        None, gt=0, description="Longest time one call of the model (or the baseline) may "
+        "take, in seconds; a call that takes longer is the error of the checks that need it.")
     baseline: ModelSource | None = Field(None, description="The champion model, same keys.")
 
     _shorthand = field_validator("baseline", mode="before")(lambda cls, v: _path_shorthand(v))
@@ -674,12 +679,13 @@ def _load_tree(path: Path, chain: tuple[Path, ...], root: Path) -> tuple[dict, d
         cycle = " -> ".join(display_path(p) for p in (*chain, resolved))
         raise PolicyError([(f"`extends` forms a cycle: {cycle}", Location(display_path(path)))])
     try:
-        content = path.read_bytes()
+        content = read_limited(path, "policy file", POLICY)  # regular files, 1 MiB at most
     except FileNotFoundError:
         raise PolicyError([("policy file not found", Location(display_path(path)))]) from None
     except OSError as exc:
         raise PolicyError([(f"cannot read policy: {exc.strerror}", Location(str(path)))]) from None
     data, positions = _parse_yaml(content, display_path(path))
+    _check_version(data, positions, path)
     if resolved.parent != root:
         _rebase_paths(data, resolved.parent, root)
     sources = [(path, hashlib.sha256(content).hexdigest())]
@@ -693,7 +699,7 @@ def _load_tree(path: Path, chain: tuple[Path, ...], root: Path) -> tuple[dict, d
     merged_positions: dict = {}
     for index, base in enumerate(bases):
         base_path = path.parent / base
-        if not base_path.is_file():
+        if not base_path.exists():
             where = positions.get(("extends", index)) or positions.get(("extends",))
             raise PolicyError([(f"base policy not found: {display_path(base_path)}", where)])
         base_data, base_positions, base_sources = _load_tree(base_path, (*chain, resolved), root)
@@ -701,12 +707,50 @@ def _load_tree(path: Path, chain: tuple[Path, ...], root: Path) -> tuple[dict, d
         merged = _merge(merged, base_data)
         merged_positions.update(base_positions)
         sources.extend(base_sources)
+    empty = _empty_sections(data, merged, positions, display_path(path))
+    if empty:
+        raise PolicyError(empty)
     merged = _merge(merged, data)
     for key in list(merged_positions):
         if key and key[0] in data and _owned_by_child(key, data):
             del merged_positions[key]
     merged_positions.update(positions)
     return merged, merged_positions, sources
+
+
+def _empty_sections(data: dict, bases: dict, positions: dict, shown: str
+                    ) -> list[tuple[str, Location]]:
+    """A key written with nothing under it (`performance:` with its rules commented out,
+    `fairness: ~`) would silently check nothing, or silently drop a base's section."""
+    problems = []
+    for key, value in data.items():
+        if value is None or (isinstance(value, (dict, list)) and not value):
+            where = positions.get((key,)) or Location(shown)
+            message = f"`{key}` is empty"
+            if key in bases:
+                message += (": it would remove the base policy's `{key}` section; a child "
+                            "policy cannot drop a base's rules (remove them from the base, or "
+                            "do not extend it)").replace("{key}", key)
+            else:
+                message += ": add its rules or remove the key (an empty section checks nothing)"
+            problems.append((message, Location(where.file, where.line, where.column, key)))
+    return problems
+
+
+def _check_version(data: dict, positions: dict, path: Path) -> None:
+    """A file written for another version of the policy language stops the load with one
+    line, before its keys are read by rules they were not written for."""
+    version = data.get("mlcheck", 1)
+    if type(version) is int and version == 1:
+        return
+    where = positions.get(("mlcheck",)) or Location(display_path(path), 1, 1)
+    if isinstance(version, str) and version.strip() == "1":
+        message = f"`mlcheck: {version!r}` is text: write `mlcheck: 1` (a number)"
+    else:
+        shown = version if isinstance(version, (int, float)) else repr(version)
+        message = (f"unsupported policy language version {shown}: this mlcheck reads "
+                   "`mlcheck: 1` (a newer mlcheck may read this policy)")
+    raise PolicyError([(message, Location(where.file, where.line, where.column, "mlcheck"))])
 
 
 def _rebase_paths(data: dict, from_dir: Path, to_dir: Path) -> None:
@@ -916,15 +960,19 @@ def _explain(exc: ValidationError, raw: dict, positions: dict, path: Path) -> li
                 other["loc"][:len(error["loc"])] == error["loc"] and other is not error
                 for other in errors):
             continue  # pydantic counts only valid items: the bad item below is the problem
+        elif kind == "too_short" and not error["input"]:
+            message = "is empty: give at least one entry (an empty list checks nothing)"
         elif kind == "missing":
             missing = error["loc"][-1]
             if (loc[:-1], missing) in typos:
                 continue  # reported as the typo that caused it
             message = f"missing required key '{missing}'"
         elif kind == "literal_error":
-            expected = re.findall(r"'([^']*)'", error["ctx"]["expected"])
+            text = error["ctx"]["expected"]  # "'a', 'b' or 'c'"; numbers are not quoted
+            expected = (re.findall(r"'([^']*)'", text)
+                        or [e for e in re.split(r", | or ", text) if e])
             message = f"'{error['input']}' is not allowed" + suggest(str(error["input"]), expected)
-            if len(expected) <= 30:
+            if 0 < len(expected) <= 30:
                 message += f"; allowed: {', '.join(expected)}"
         else:
             message = error["msg"].removeprefix("Value error, ")

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from mlcheck.errors import InputError, display_path, suggest
+from mlcheck.guard import interrupted, watch_interrupts
 from mlcheck.metrics import BINARY, REGRESSION
 from mlcheck.policy import ModelSource, Policy
 
@@ -48,6 +49,7 @@ class LoadedModel:
     estimator: Any | None  # None in black-box mode
     artifact: Artifact | None  # the model file, or a factory's source file
     loaded_with: str  # how it was loaded and why it was trusted, for the record
+    inputs: tuple[str, ...] | None = None  # columns passed to it; None: all but the target
 
     def describe(self) -> dict[str, Any]:
         if self.estimator is None:
@@ -131,10 +133,13 @@ def load_subject(policy: Policy, *, trust_model: bool = False) -> Subject:
 
     model = baseline = None
     if policy.model is not None:
-        model = _load_model(policy.model, "candidate", base, trust_model, policy, ("model",))
+        model = _with_inputs(
+            _load_model(policy.model, "candidate", base, trust_model, policy, ("model",)),
+            policy.model.features)
         if policy.model.baseline is not None:
-            baseline = _load_model(policy.model.baseline, "baseline", base, trust_model,
-                                   policy, ("model", "baseline"))
+            baseline = _with_inputs(
+                _load_model(policy.model.baseline, "baseline", base, trust_model, policy,
+                            ("model", "baseline")), policy.model.features, own_first=True)
     profile = None
     if policy.drift and policy.drift.reference_profile:
         profile = load_profile(base / policy.drift.reference_profile,
@@ -142,6 +147,17 @@ def load_subject(policy: Policy, *, trust_model: bool = False) -> Subject:
     subject = Subject(model, baseline, datasets, profile=profile)
     _check_columns(policy, subject)
     return dataclasses.replace(subject, positive_label=_check_target(policy, subject))
+
+
+def _with_inputs(model: LoadedModel, features: tuple[str, ...] | None, *,
+                 own_first: bool = False) -> LoadedModel:
+    """The columns a model reads: `model.features` when given (for the baseline, its own
+    fitted names first), else the names the model was fitted on (`feature_names_in_`),
+    so a column it never saw (a slice or sensitive column) is not passed to it."""
+    own = getattr(model.estimator, "feature_names_in_", None)
+    own = tuple(str(n) for n in own) if own is not None else None
+    inputs = (own or features) if own_first else (features or own)
+    return dataclasses.replace(model, inputs=inputs)
 
 
 def fingerprint(path: Path, *, what: str, where: Any = None) -> Artifact:
@@ -285,8 +301,11 @@ def _unpickle(content: bytes, name: str, shown: str, role: str, where: Any) -> A
             return joblib.load(io.BytesIO(content))
         import pickle
 
-        return pickle.loads(content)  # only reached with explicit trust or a matching pin
-    except Exception as exc:
+        with watch_interrupts():
+            return pickle.loads(content)  # only with explicit trust or a matching pin
+    except BaseException as exc:  # a trusted pickle may still run sys.exit() as it loads
+        if isinstance(exc, KeyboardInterrupt) and interrupted():
+            raise
         raise InputError(f"{role} model {shown} could not be unpickled: "
                          f"{type(exc).__name__}: {exc}", where) from None
 
@@ -299,12 +318,15 @@ def _call_factory(spec: str, base: Path, role: str, where: Any) -> tuple[Any, Ar
     folder = str(base.resolve())
     sys.path.insert(0, folder)
     try:
-        if module_name.endswith(".py"):
-            module = _import_file(base / module_name)
-        else:
-            module = importlib.import_module(module_name)
+        with watch_interrupts():
+            if module_name.endswith(".py"):
+                module = _import_file(base / module_name)
+            else:
+                module = importlib.import_module(module_name)
         factory = getattr(module, function_name)
-    except Exception as exc:  # the module may fail in any way while it is imported
+    except BaseException as exc:  # the module may fail in any way, sys.exit() included
+        if isinstance(exc, KeyboardInterrupt) and interrupted():
+            raise
         raise InputError(f"{role} model factory '{spec}' cannot be imported: "
                          f"{type(exc).__name__}: {exc}", where) from None
     finally:
@@ -312,8 +334,11 @@ def _call_factory(spec: str, base: Path, role: str, where: Any) -> tuple[Any, Ar
     source_file = getattr(module, "__file__", None)
     artifact = fingerprint(Path(source_file), what="factory module") if source_file else None
     try:
-        return factory(), artifact
-    except Exception as exc:
+        with watch_interrupts():
+            return factory(), artifact
+    except BaseException as exc:  # sys.exit() in a factory is not a verdict either
+        if isinstance(exc, KeyboardInterrupt) and interrupted():
+            raise
         raise InputError(f"{role} model factory '{spec}' raised "
                          f"{type(exc).__name__}: {exc}", where) from None
 
@@ -337,23 +362,28 @@ def _check_columns(policy: Policy, subject: Subject) -> None:
         needed[ds] = []
         if policy.data.target:
             needed[ds].append((policy.data.target, ("data", "target")))
-        for role, source, key in ((("candidate", policy.model, ("model",)),
-                                   ("baseline", policy.model and policy.model.baseline,
-                                    ("model", "baseline")))):
+        for source, key in (((policy.model, ("model",)),
+                             (policy.model and policy.model.baseline, ("model", "baseline")))):
             if source is None:
                 continue
             for field in ("predictions", "scores"):
                 value = getattr(source, field)
                 columns = list(value.values()) if isinstance(value, dict) else [value]
                 needed[ds].extend((c, (*key, field)) for c in columns if c)
-            if role == "candidate" and policy.model.features:
-                needed[ds].extend((c, ("model", "features")) for c in policy.model.features)
+        for loaded in (subject.model, subject.baseline):
+            if loaded is not None and loaded.inputs:
+                needed[ds].extend((c, ("model", "features", loaded.role))
+                                  for c in loaded.inputs)
     for ds, columns in needed.items():
         frame = subject.datasets[ds].frame
         for column, key in columns:
             if column not in frame.columns:
-                raise InputError(missing_column_message(column, frame, ds),
-                                 policy.origin.locate(*key))
+                message = missing_column_message(column, frame, ds)
+                if key[:2] == ("model", "features"):
+                    message = (f"the {key[2]} model's input {message}. Its inputs are "
+                               "`model.features`, or when that is not set the columns the "
+                               "model was fitted on (`feature_names_in_`)")
+                raise InputError(message, policy.origin.locate(*key[:2]))
 
 
 def input_files(policy: Policy) -> list[Path]:
