@@ -12,6 +12,8 @@ engine (pandas, scikit-learn, pandera) is only loaded when it is used.
 from importlib import import_module
 from typing import Any
 
+DISTRIBUTION = "mlcheck-gate"  # the name on the package index (`mlcheck` there is another project)
+
 _EXPORTS = {
     "evaluate": "mlcheck.engine",
     "Evaluation": "mlcheck.engine",

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mlcheck import DISTRIBUTION
 from mlcheck.checks import (
     Check,
     drift,
@@ -162,7 +163,7 @@ class Evaluation:
                 "waivers": waiver_status(self.policy, ids, today()),
                 "subject": self.subject.describe(self.policy),
                 "environment": environment(self.policy.base_dir),
-                "mlcheck_version": package_version("mlcheck"),
+                "mlcheck_version": package_version(DISTRIBUTION),
                 "load_s": self.load_s,
                 "check_ids": ids}
 

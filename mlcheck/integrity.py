@@ -7,16 +7,19 @@ Hand-written here: the canonical form and the checks; the cryptography is the li
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 import gzip
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlcheck.errors import MlcheckError
+from mlcheck.errors import InputError, MlcheckError
+from mlcheck.inputs import KEY, RECORD, decompress_limited, not_regular, read_limited, sha256_file
 
 RECORD_SCRIPT_ID = "mlcheck-record"
 RECORD_SCRIPT_TYPE = "application/gzip+base64"  # the record's JSON, gzip, base64
@@ -88,7 +91,8 @@ def load_private_key(path: Path) -> Any:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+        key = serialization.load_pem_private_key(read_limited(Path(path), "signing key", KEY),
+                                                 password=None)
     except FileNotFoundError:
         raise MlcheckError(f"signing key not found: {path}") from None
     except (ValueError, TypeError) as exc:
@@ -104,7 +108,7 @@ def load_public_key(path: Path) -> bytes:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     try:
-        key = serialization.load_pem_public_key(Path(path).read_bytes())
+        key = serialization.load_pem_public_key(read_limited(Path(path), "public key", KEY))
     except FileNotFoundError:
         raise MlcheckError(f"public key not found: {path}") from None
     except ValueError as exc:
@@ -129,19 +133,34 @@ def _b64(data: bytes) -> str:
 
 @dataclass
 class Verification:
-    """What was checked, and what did not match."""
+    """What was checked, what did not match, what could not be checked, and what a pass
+    does not prove."""
 
     checked: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # mismatches: something was changed
+    missing: list[str] = field(default_factory=list)  # required, but absent or unreadable
+    notes: list[str] = field(default_factory=list)
+    sealed: bool = True  # False: the record has no digest at all
 
     @property
     def intact(self) -> bool:
-        return not self.problems
+        return self.sealed and not self.problems and not self.missing
+
+    @property
+    def status(self) -> str:
+        """ALTERED (a mismatch), UNSEALED (no digest), UNVERIFIED (a signature or file that
+        was asked for is missing or unreadable) or INTACT."""
+        if self.problems:
+            return "ALTERED"
+        if not self.sealed:
+            return "UNSEALED"
+        return "UNVERIFIED" if self.missing else "INTACT"
 
 
 def embedded_record(page: str, element: str = RECORD_SCRIPT_ID) -> dict[str, Any] | None:
     """The record a report embeds (in a `<script>` element, see `embed`); with
-    `element="mlcheck-comparison"`, the comparison it shows, or None."""
+    `element="mlcheck-comparison"`, the comparison it shows, or None. It is decompressed
+    within the record size limit (MLCHECK_MAX_RECORD_BYTES), so a page cannot hold a bomb."""
     found = re.search(re.escape(f'<script type="{RECORD_SCRIPT_TYPE}" id="{element}">')
                       + r"(.*?)</script>", page, flags=re.S)
     if not found:
@@ -149,19 +168,33 @@ def embedded_record(page: str, element: str = RECORD_SCRIPT_ID) -> dict[str, Any
             return None
         raise MlcheckError("this HTML file embeds no mlcheck record")
     try:
-        return json.loads(gzip.decompress(base64.b64decode(found.group(1).strip())))
+        data = base64.b64decode(found.group(1).strip())
+        what = "record" if element == RECORD_SCRIPT_ID else "comparison"
+        return json.loads(decompress_limited(data, f"the {what} embedded in this HTML file",
+                                             RECORD))
     except (ValueError, OSError, EOFError) as exc:
         raise MlcheckError(f"the record embedded in this HTML file is damaged: {exc}"
                            ) from None
 
 
-def verify(path: Path, public_key: Path | None = None, artifacts: Path | None = None
-           ) -> Verification:
+def read_stored(path: Path) -> tuple[dict[str, Any], str | None]:
+    """The record in a JSON record or an HTML report (regular files within the record size
+    limit), and the page's text when it is a report."""
+    text = read_limited(Path(path), "record", RECORD).decode("utf-8")
+    if Path(path).suffix.lower() in (".html", ".htm") or text.lstrip().startswith("<"):
+        return embedded_record(text), text
+    return json.loads(text), None
+
+
+def verify(path: Path, public_key: Path | None = None, artifacts: Path | None = None,
+           require_signature: bool = False) -> Verification:
     """Check a record (JSON) or a report (HTML): its digest, its signature, for a report
-    that the page is the one its record renders to, and optionally the files it names."""
-    text = Path(path).read_text(encoding="utf-8")
-    page = path.suffix.lower() in (".html", ".htm") or text.lstrip().startswith("<")
-    record = embedded_record(text) if page else json.loads(text)
+    that the page is the one its record renders to, and optionally the files it names.
+
+    A digest alone proves little: anyone who edits a record can recompute it. Only a
+    signature by a known key (`public_key`) shows a record is what its signer wrote;
+    `require_signature` (implied by `public_key`) makes an unsigned record fail."""
+    record, page = read_stored(path)
     if not isinstance(record, dict):
         raise MlcheckError(f"{path} holds no mlcheck record (a JSON object)")
     result = Verification()
@@ -170,9 +203,10 @@ def verify(path: Path, public_key: Path | None = None, artifacts: Path | None = 
         result.problems.append(f"unknown digest algorithm {block.get('algorithm')!r}; "
                                "mlcheck writes sha256")
         return result
-    if not isinstance(block, dict) or "digest" not in block:
-        result.problems.append("the record has no digest: it was written without integrity "
-                               "information, so nothing can be verified")
+    if not isinstance(block, dict) or not isinstance(block.get("digest"), str):
+        result.sealed = False
+        result.missing.append("the record has no digest: it was written without integrity "
+                              "information (or it was removed), so nothing can be verified")
         return result
     actual = digest(record)
     if actual != block["digest"]:
@@ -181,18 +215,19 @@ def verify(path: Path, public_key: Path | None = None, artifacts: Path | None = 
                                f"it was written{_changed_hint(record)}")
     else:
         result.checked.append(f"digest sha256 {actual}")
-    _verify_signature(block, public_key, result)
-    if page and not result.problems:
+    _verify_signature(block, public_key, require_signature or public_key is not None, result)
+    if page is not None and not result.problems:
+        from mlcheck import DISTRIBUTION
         from mlcheck.engine import package_version
         from mlcheck.report.html import render_html
 
-        rendered = render_html(record, embedded_record(text, "mlcheck-comparison"))
-        if rendered.rstrip("\n") == text.rstrip("\n"):
+        rendered = render_html(record, embedded_record(page, "mlcheck-comparison"))
+        if rendered.rstrip("\n") == page.rstrip("\n"):
             result.checked.append("the page is exactly what its record renders to")
-        elif record.get("mlcheck_version") != package_version("mlcheck"):
+        elif record.get("mlcheck_version") != package_version(DISTRIBUTION):
             result.problems.append(
                 f"the page differs from what its record renders to with this mlcheck "
-                f"({package_version('mlcheck')}); it was written by mlcheck "
+                f"({package_version(DISTRIBUTION)}); it was written by mlcheck "
                 f"{record.get('mlcheck_version')}, so verify it with that version")
         else:
             result.problems.append("the page differs from what its embedded record renders "
@@ -205,71 +240,139 @@ def verify(path: Path, public_key: Path | None = None, artifacts: Path | None = 
 def _changed_hint(record: dict[str, Any]) -> str:
     """Name the checks whose verdict disagrees with their own record (a common edit)."""
     runs = record.get("runs") or [record]
-    odd = [c["id"] for run in runs for c in run.get("checks", [])
-           if c.get("verdict") == "pass" and c.get("blocking")]
-    return f" (checks that claim `pass` yet block: {', '.join(odd)})" if odd else ""
+    odd = [c.get("id") for run in runs if isinstance(run, dict)
+           for c in (run.get("checks") or []) if isinstance(c, dict)
+           and c.get("verdict") == "pass" and c.get("blocking")]
+    return f" (checks that claim `pass` yet block: {', '.join(map(str, odd))})" if odd else ""
 
 
-def _verify_signature(block: dict, public_key: Path | None, result: Verification) -> None:
-    if "signature" in block and not isinstance(block["signature"], dict):
-        result.problems.append("the signature block is damaged (not a signature)")
-        return
-    signature = block.get("signature")
-    if signature is None:
-        if public_key is not None:
-            result.problems.append("the record is not signed, but a public key was given")
+SIGNATURE_FIELDS = ("signer", "signed_at", "public_key", "value")
+
+
+def _signature_fields(signature: Any) -> tuple[str, str, bytes, bytes]:
+    """signer, signed_at, raw public key and raw signature of a signature block; a
+    ValueError says what is wrong with a damaged one."""
+    if not isinstance(signature, dict):
+        raise ValueError("not a signature")
+    if signature.get("algorithm", "ed25519") != "ed25519":
+        raise ValueError(f"algorithm {signature['algorithm']!r}, not ed25519")
+    absent = [k for k in SIGNATURE_FIELDS if k not in signature]
+    if absent:
+        raise ValueError(f"no {', '.join(absent)}")
+    wrong = [k for k in SIGNATURE_FIELDS if not isinstance(signature[k], str)]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} must be text")
+    raw = {}
+    for name, size in (("public_key", 32), ("value", 64)):
+        try:
+            raw[name] = base64.b64decode(signature[name], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"{name} is not base64") from None
+        if len(raw[name]) != size:
+            raise ValueError(f"{name} holds {len(raw[name])} bytes, not {size}")
+    return signature["signer"], signature["signed_at"], raw["public_key"], raw["value"]
+
+
+def _verify_signature(block: dict, public_key: Path | None, required: bool,
+                      result: Verification) -> None:
+    if "signature" not in block or block["signature"] is None:
+        if required:
+            result.missing.append(
+                "the record is not signed, but "
+                + ("a public key was given" if public_key else "--require-signature asks "
+                   "for a signature"))
+        else:
+            result.notes.append(
+                "the record is not signed: its digest detects accidental edits only, since "
+                "anyone can recompute it after changing the record; sign records (`mlcheck "
+                "check --sign`) and verify with --require-signature --public-key KEY.pub")
         return
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    embedded = base64.b64decode(signature["public_key"])
+    try:
+        signer, signed_at, embedded, value = _signature_fields(block["signature"])
+    except ValueError as exc:
+        result.problems.append(f"the signature block is damaged ({exc})")
+        return
     if public_key is not None and load_public_key(public_key) != embedded:
         result.problems.append(f"signed with another key than {public_key} (signer "
-                               f"{signature['signer']!r})")
+                               f"{signer!r})")
         return
     try:
         Ed25519PublicKey.from_public_bytes(embedded).verify(
-            base64.b64decode(signature["value"]),
-            _signed_message(block["digest"], signature["signer"], signature["signed_at"]))
+            value, _signed_message(block["digest"], signer, signed_at))
     except InvalidSignature:
         result.problems.append(f"the signature does not match the digest, signer and date "
-                               f"(signer {signature['signer']!r})")
+                               f"(signer {signer!r})")
         return
     trusted = "the given public key" if public_key is not None else (
         "the key embedded in the record only: this proves the record was not changed since "
         "that key signed it, not whose key it is; pass --public-key to check the signer")
-    result.checked.append(f"Ed25519 signature by {signature['signer']} on "
-                          f"{signature['signed_at']}, with {trusted}")
+    result.checked.append(f"Ed25519 signature by {signer} on {signed_at}, with {trusted}")
 
 
 def _verify_artifacts(record: dict[str, Any], root: Path, result: Verification) -> None:
-    """Re-hash the model, baseline, datasets and policy files the record names (paths
-    relative to `root`) and compare them with the recorded SHA-256."""
+    """Re-hash the model, baseline, datasets and policy files the record names and compare
+    them with the recorded SHA-256. The record may come from anyone, so only regular files
+    inside `root` are read (no absolute paths, no way out by `..` or a symbolic link), and
+    they are hashed as a stream."""
     if not root.is_dir():
         raise MlcheckError(f"--artifacts: not a folder: {root}")
-    runs = record.get("runs") or [record]
-    for run in runs:
-        subject = run["subject"]
-        files = [(f"model {m['path']}", m) for m in (subject.get("model"),
-                                                     subject.get("baseline"))
-                 if m and m.get("path") and m.get("sha256")]
-        profile = subject.get("reference_profile")
-        if profile and profile.get("path"):
-            files.append((f"reference profile {profile['path']}", profile))
-        files += [(f"dataset {name} {d['path']}", d)
-                  for name, d in subject.get("datasets", {}).items()]
-        files += [(f"policy file {s['path']}", s) for s in run["policy"].get("sources", [])]
-        for label, entry in files:
-            path = root / entry["path"]
-            if not path.exists():
-                result.problems.append(f"{label}: not found under {root}")
+    folder = root.resolve()
+    for label, entry in _named_files(record):
+        recorded, expected = entry.get("path"), entry.get("sha256")
+        if not isinstance(recorded, str) or not isinstance(expected, str):
+            result.problems.append(f"{label}: the record gives no path and SHA-256 for it")
+            continue
+        if Path(recorded).is_absolute():
+            result.missing.append(f"{label}: not read: the record gives an absolute path, and "
+                                  f"--artifacts reads only files inside {root}")
+            continue
+        path = root / recorded
+        if not path.resolve().is_relative_to(folder):
+            result.missing.append(f"{label}: not read: the path leads outside {root}")
+            continue
+        try:
+            kind = not_regular(os.stat(path).st_mode)
+            if kind:
+                result.missing.append(f"{label}: is {kind}, not a regular file; not read")
                 continue
-            actual = hashlib.sha256(path.read_bytes()).hexdigest()
-            if actual != entry["sha256"]:
-                result.problems.append(f"{label}: SHA-256 {actual} differs from the "
-                                       f"recorded {entry['sha256']}")
-            else:
-                result.checked.append(f"{label}: SHA-256 matches")
+            actual, _ = sha256_file(path, label)
+        except FileNotFoundError:
+            result.missing.append(f"{label}: not found under {root}")
+            continue
+        except (OSError, InputError) as exc:
+            result.missing.append(f"{label}: cannot be read: {getattr(exc, 'strerror', exc)}")
+            continue
+        if actual != expected:
+            result.problems.append(f"{label}: SHA-256 {actual} differs from the "
+                                   f"recorded {expected}")
+        else:
+            result.checked.append(f"{label}: SHA-256 matches")
+
+
+def _named_files(record: dict[str, Any]) -> list[tuple[str, dict]]:
+    """(label, {path, sha256}) for every file a run or session record names."""
+    files: list[tuple[str, dict]] = []
+
+    def entry(value: Any) -> dict:
+        return value if isinstance(value, dict) else {}
+
+    runs = record.get("runs") or [record]
+    for run in (r for r in runs if isinstance(r, dict)):
+        subject = entry(run.get("subject"))
+        for model in (entry(subject.get("model")), entry(subject.get("baseline"))):
+            if model.get("path") and model.get("sha256"):
+                files.append((f"model {model['path']}", model))
+        profile = entry(subject.get("reference_profile"))
+        if profile.get("path"):
+            files.append((f"reference profile {profile['path']}", profile))
+        for name, dataset in entry(subject.get("datasets")).items():
+            files.append((f"dataset {name} {entry(dataset).get('path')}", entry(dataset)))
+        for source in entry(run.get("policy")).get("sources") or []:
+            files.append((f"policy file {entry(source).get('path')}", entry(source)))
+    return files
 
 
 def embed(record: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from mlcheck.errors import Location, PolicyError, display_path, suggest
-from mlcheck.inputs import POLICY, read_limited
+from mlcheck.inputs import POLICY, not_regular, read_limited
 from mlcheck.metrics import (
     BINARY,
     DISPARITIES,
@@ -699,9 +699,12 @@ def _load_tree(path: Path, chain: tuple[Path, ...], root: Path) -> tuple[dict, d
     merged_positions: dict = {}
     for index, base in enumerate(bases):
         base_path = path.parent / base
-        if not base_path.exists():
+        if not base_path.is_file():  # a stat, never an open: a FIFO cannot block here
             where = positions.get(("extends", index)) or positions.get(("extends",))
-            raise PolicyError([(f"base policy not found: {display_path(base_path)}", where)])
+            kind = not_regular(base_path.stat().st_mode) if base_path.exists() else None
+            raise PolicyError([(f"base policy not found: {display_path(base_path)}"
+                                + (f" (it is {kind}, not a regular file)" if kind else ""),
+                                where)])
         base_data, base_positions, base_sources = _load_tree(base_path, (*chain, resolved), root)
         base_data.pop("extends", None)
         merged = _merge(merged, base_data)

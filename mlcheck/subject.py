@@ -7,7 +7,9 @@ the user trusts them explicitly or pinned their hash.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import gzip
 import hashlib
 import importlib
 import io
@@ -20,6 +22,17 @@ import pandas as pd
 
 from mlcheck.errors import InputError, display_path, suggest
 from mlcheck.guard import interrupted, watch_interrupts
+from mlcheck.inputs import (
+    DATASET,
+    DATASET_ROWS,
+    GZIP_FLOOR,
+    GZIP_RATIO,
+    MODEL,
+    RECORD,
+    CappedReader,
+    read_limited,
+    sha256_file,
+)
 from mlcheck.metrics import BINARY, REGRESSION
 from mlcheck.policy import ModelSource, Policy
 
@@ -121,10 +134,16 @@ def load_subject(policy: Policy, *, trust_model: bool = False) -> Subject:
     for name, spec in policy.data.datasets.items():
         key = ("data", "datasets", name)
         path = base / spec.path
-        if not path.is_file():
+        if not path.exists():
             raise InputError(f"dataset '{name}': file not found: {display_path(path)}",
                              policy.origin.locate(*key))
-        content = path.read_bytes()  # hashed and parsed from the same bytes
+        try:  # hashed and parsed from the same bytes
+            content = read_limited(path, f"dataset '{name}'", DATASET)
+        except InputError as exc:
+            raise InputError(exc.message, policy.origin.locate(*key)) from None
+        except OSError as exc:
+            raise InputError(f"dataset '{name}': cannot read {display_path(path)}: "
+                             f"{exc.strerror or exc}", policy.origin.locate(*key)) from None
         artifact = Artifact(display_path(path), hashlib.sha256(content).hexdigest(),
                             len(content))
         _check_pin(artifact, spec.sha256, f"dataset '{name}'", policy.origin.locate(*key, "sha256"))
@@ -161,14 +180,14 @@ def _with_inputs(model: LoadedModel, features: tuple[str, ...] | None, *,
 
 
 def fingerprint(path: Path, *, what: str, where: Any = None) -> Artifact:
-    """SHA-256 and size of a file, streamed (large files are not read into memory)."""
-    if not path.is_file():
+    """SHA-256 and size of a regular file, streamed (large files are not read into memory)."""
+    if not path.exists():
         raise InputError(f"{what}: file not found: {display_path(path)}", where)
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return Artifact(display_path(path), digest.hexdigest(), path.stat().st_size)
+    try:
+        sha256, size = sha256_file(path, what)
+    except InputError as exc:
+        raise InputError(exc.message, where) from None
+    return Artifact(display_path(path), sha256, size)
 
 
 def _check_pin(artifact: Artifact, expected: str | None, what: str, where: Any) -> None:
@@ -182,9 +201,12 @@ def load_profile(path: Path, where: Any = None) -> LoadedProfile:
     """Read and fingerprint a reference profile (JSON written by `mlcheck profile`)."""
     import json
 
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"reference profile not found: {display_path(path)}", where)
-    content = path.read_bytes()
+    try:
+        content = read_limited(path, "reference profile", RECORD)
+    except InputError as exc:
+        raise InputError(exc.message, where) from None
     artifact = Artifact(display_path(path), hashlib.sha256(content).hexdigest(), len(content))
     try:
         data = json.loads(content)
@@ -198,7 +220,10 @@ def load_profile(path: Path, where: Any = None) -> LoadedProfile:
 def read_dataset(path: Path, fmt: str | None = None, *, name: str = "dataset",
                  content: bytes | None = None) -> pd.DataFrame:
     """Read a CSV (optionally gzip'd) or Parquet file into a DataFrame (from `content`,
-    the file's bytes, when given)."""
+    the file's bytes, when given), within the dataset limits of `mlcheck.inputs`: a
+    .csv.gz is decompressed while it is parsed and stops at the byte limit, a Parquet
+    file's size and rows are checked in its metadata first, and a column named twice is
+    refused (pandas would silently rename the copy `income.1`)."""
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
     fmt = fmt or ("csv" if suffix in CSV_SUFFIXES else
                   "parquet" if suffix in PARQUET_SUFFIXES else None)
@@ -206,19 +231,72 @@ def read_dataset(path: Path, fmt: str | None = None, *, name: str = "dataset",
         raise InputError(
             f"dataset '{name}': cannot tell the format of {display_path(path)}; use .csv, "
             ".csv.gz or .parquet, or set `format: csv|parquet`")
-    source = io.BytesIO(content) if content is not None else path
+    if content is None:
+        content = read_limited(path, f"dataset '{name}'", DATASET)
+    what = f"dataset '{name}' ({display_path(path)})"
+    max_rows = DATASET_ROWS.value()
+    streams: list[CappedReader] = []
+    gzipped = suffix.endswith(".gz")
+    by_ratio = max(GZIP_FLOOR, GZIP_RATIO.value() * len(content))
+    limit = GZIP_RATIO if gzipped and by_ratio < DATASET.value() else DATASET
+    cap = by_ratio if limit is GZIP_RATIO else DATASET.value()
+
+    def stream() -> io.BufferedReader:
+        """The CSV text as pandas should see it: decompressed, at most the byte limit."""
+        raw = gzip.GzipFile(fileobj=io.BytesIO(content)) if gzipped else io.BytesIO(content)
+        streams.append(CappedReader(raw, cap))
+        return io.BufferedReader(streams[-1])
+
     try:
         if fmt == "parquet":
-            frame = pd.read_parquet(source)
+            _check_parquet(content, what, max_rows)
+            frame = pd.read_parquet(io.BytesIO(content))
         else:
-            frame = pd.read_csv(source, sep="\t" if ".tsv" in suffix else ",",
-                                compression="gzip" if suffix.endswith(".gz") else None)
+            sep = "\t" if ".tsv" in suffix else ","
+            header = pd.read_csv(stream(), sep=sep, header=None, nrows=1, dtype=str)
+            _check_unique(header.iloc[0].dropna().tolist() if len(header) else [], what)
+            frame = pd.read_csv(stream(), sep=sep, nrows=max_rows + 1)
+    except InputError:
+        raise
+    except MemoryError:
+        raise InputError(f"{what}: ran out of memory while reading it; use a smaller sample "
+                         f"or more memory ({DATASET.env} and {DATASET_ROWS.env} set the "
+                         "largest dataset mlcheck accepts)") from None
     except Exception as exc:  # pandas and pyarrow raise many types for unreadable files
+        if any(s.reached for s in streams):
+            raise limit.exceeded(what, f"decompresses to more than {cap:,} bytes") from None
         raise InputError(f"dataset '{name}': cannot read {display_path(path)} as {fmt}: "
                          f"{exc}") from None
+    if len(frame) > max_rows:
+        raise DATASET_ROWS.exceeded(what, f"has more than {max_rows:,} rows")
     if frame.empty:
         raise InputError(f"dataset '{name}' ({display_path(path)}) has no rows")
     return frame
+
+
+def _check_unique(names: list[str], what: str) -> None:
+    repeated = [n for n, count in collections.Counter(names).items() if count > 1]
+    if repeated:
+        raise InputError(f"{what}: column '{repeated[0]}' appears {names.count(repeated[0])} "
+                         "times in the header; every column needs its own name")
+
+
+def _check_parquet(content: bytes, what: str, max_rows: int) -> None:
+    """Check a Parquet file's column names, rows and uncompressed size in its metadata,
+    before its data is decoded. An unreadable file is left to the reader."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(io.BytesIO(content)).metadata
+        names = meta.schema.to_arrow_schema().names
+    except Exception:  # not Parquet: pandas says why, in the caller's words
+        return
+    _check_unique(names, what)
+    if meta.num_rows > max_rows:
+        raise DATASET_ROWS.exceeded(what, f"has {meta.num_rows:,} rows")
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if size > DATASET.value():
+        raise DATASET.exceeded(what, f"holds {size:,} bytes uncompressed")
 
 
 def _load_model(source: ModelSource, role: str, base: Path, trust: bool, policy: Policy,
@@ -231,10 +309,13 @@ def _load_model(source: ModelSource, role: str, base: Path, trust: bool, policy:
         _check_is_model(estimator, role, source.factory, where)
         return LoadedModel(role, source, estimator, artifact, "factory code (trusted as code)")
     path = base / source.path
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"{role} model: file not found: {display_path(path)}",
                          policy.origin.locate(*key, "path"))
-    content = path.read_bytes()  # hashed and loaded from the same bytes: no swap in between
+    try:  # hashed and loaded from the same bytes: no swap in between
+        content = read_limited(path, f"{role} model", MODEL)
+    except InputError as exc:
+        raise InputError(exc.message, where) from None
     artifact = Artifact(display_path(path), hashlib.sha256(content).hexdigest(), len(content))
     _check_pin(artifact, source.sha256, f"{role} model", policy.origin.locate(*key, "sha256"))
     name = path.name.lower()
@@ -387,7 +468,8 @@ def _check_columns(policy: Policy, subject: Subject) -> None:
 
 
 def input_files(policy: Policy) -> list[Path]:
-    """Files a run reads (policy and bases, datasets, model files): never to be overwritten."""
+    """Files a run reads (policy and bases, datasets, profile, model files, factory
+    modules): never to be overwritten by its outputs."""
     files = [Path(p) for p, _ in policy.origin.sources]
     files += [policy.base_dir / d.path for d in policy.data.datasets.values()]
     if policy.drift and policy.drift.reference_profile:
@@ -395,6 +477,10 @@ def input_files(policy: Policy) -> list[Path]:
     for source in (policy.model, policy.model and policy.model.baseline):
         if source is not None and source.path:
             files.append(policy.base_dir / source.path)
+        if source is not None and source.factory:  # its module, where it can be found
+            module = source.factory.rsplit(":", 1)[0]
+            files.append(policy.base_dir / (module if module.endswith(".py") else
+                                            module.replace(".", "/") + ".py"))
     return files
 
 
