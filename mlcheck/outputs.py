@@ -1,34 +1,79 @@
-"""Where and how outputs are written: all-or-nothing, never over an input.
+"""Where and how outputs are written: all-or-nothing, never over an input or a secret.
 
 Every front end (CLI, pytest plugin, Python API) writes records and reports through here.
+A regular file is replaced atomically (through a symlink, its target is); a device or a
+FIFO is written through, never replaced; `-` is standard output; a CI step summary is
+appended to.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
+import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from mlcheck.errors import MlcheckError
+
+STDOUT = Path("-")
+_OUTPUT_MARKERS = ('"record_version"', '<meta name="generator" content="mlcheck')
+
+
+def _identity(path: Path) -> tuple | None:
+    """(device, inode) of what a path names after links, or None when nothing is there."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
 
 def check_output_paths(*paths: Path, inputs: Iterable[Path] = ()) -> tuple[Path, ...]:
-    """Refuse output paths that cannot be written or would overwrite an input, before a
-    (possibly long) run rather than after it."""
-    from mlcheck.errors import MlcheckError
-
-    if len({p.resolve() for p in paths}) != len(paths):
-        raise MlcheckError(f"the record and the report name the same file: {paths[0]}")
-    read = {Path(p).resolve() for p in inputs}
-    for path in paths:
-        if path.resolve() in read:
-            raise MlcheckError(f"output path {path} is an input of this run; refusing to "
-                               "overwrite it")
+    """Refuse output paths that cannot be written or would overwrite an input (a policy, a
+    dataset, a model, a factory module, a key, the record being rendered), before a
+    (possibly long) run rather than after it. Links are followed: a symlink or hard link
+    to an input is that input."""
+    files = [p for p in paths if p != STDOUT]
+    if len({p.resolve() for p in files}) != len(files):
+        raise MlcheckError(f"two outputs name the same file: {files[0]}")
+    inputs = [Path(p) for p in inputs]
+    read_paths = {p.resolve() for p in inputs}
+    read_ids = {found for found in map(_identity, inputs) if found is not None}
+    for path in files:
+        if path.resolve() in read_paths or _identity(path) in read_ids:
+            raise MlcheckError(f"output path {path} is an input of this run (a policy, "
+                               "dataset, model, factory module, key or record); refusing "
+                               "to overwrite it")
         if path.is_dir():
             raise MlcheckError(f"output path is a directory: {path}")
         parent = next((p for p in path.resolve().parents if p.exists()), None)
         if parent is not None and not parent.is_dir():
             raise MlcheckError(f"cannot create {path}: {parent} is a file")
+        if path.exists() and stat.S_ISFIFO(path.stat().st_mode):
+            os.close(_open_fifo(path))  # refuse now, not after the run, when none reads
     return paths
+
+
+def _open_fifo(path: Path) -> int:
+    """Open a FIFO for writing without blocking forever when nobody reads it."""
+    try:
+        handle = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise MlcheckError(f"output path {path} is a FIFO with no reader; start the "
+                               "reader first, or write to a file") from None
+        raise
+    os.set_blocking(handle, True)
+    return handle
+
+
+def is_step_summary(path: Path) -> bool:
+    """Whether a path is this CI job's step summary (GitHub Actions), which is appended to."""
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    return bool(summary) and path != STDOUT and Path(summary).resolve() == path.resolve()
 
 
 def write_atomic(path: str | Path, text: str) -> Path:
@@ -36,24 +81,64 @@ def write_atomic(path: str | Path, text: str) -> Path:
     return write_files({Path(path): text})[0]
 
 
-def write_files(files: dict[Path, str]) -> list[Path]:
-    """Write several files all-or-nothing: every one is complete in a temporary file
-    beside its target before any target is replaced."""
+def write_files(files: dict[Path, str], *, append: bool = False) -> list[Path]:
+    """Write several outputs all-or-nothing: every regular file is complete in a temporary
+    file beside its target before any target is replaced. A symlink's target is replaced
+    (the link stays); devices and FIFOs are written through after that; `-` is stdout.
+    With `append`, text is added at the end of each file instead."""
     temps: list[tuple[str, Path]] = []
+    through: list[tuple[Path, str]] = []
     umask = os.umask(0)
     os.umask(umask)
     try:
         for path, text in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+            target = Path(os.path.realpath(path)) if path != STDOUT else path
+            if append or target == STDOUT or (target.exists() and not target.is_file()):
+                through.append((target, text))
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
                                             suffix=".tmp")
-            temps.append((temp, path))
+            temps.append((temp, target))
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 out.write(text)
             os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual mode
-        for temp, path in temps:
-            os.replace(temp, path)
+        for temp, target in temps:
+            os.replace(temp, target)
+        for target, text in through:
+            _write_through(target, text, append)
     finally:
         for temp, _ in temps:
             Path(temp).unlink(missing_ok=True)
     return list(files)
+
+
+def _write_through(target: Path, text: str, append: bool) -> None:
+    if target == STDOUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    if target.exists() and stat.S_ISFIFO(target.stat().st_mode):
+        with os.fdopen(_open_fifo(target), "w", encoding="utf-8") as out:
+            out.write(text)
+        return
+    if append:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("a" if append else "w", encoding="utf-8") as out:
+        out.write(text)
+
+
+def clear_previous(paths: Iterable[Path]) -> None:
+    """Remove earlier mlcheck records and reports at these paths, so a run that stops
+    (invalid input, an interrupt, a failed write) never leaves an old verdict looking
+    current. Only regular files that are recognisably mlcheck outputs are removed."""
+    for path in paths:
+        if path == STDOUT or path.is_symlink() or not path.is_file():
+            continue
+        try:
+            with path.open("r", encoding="utf-8", errors="replace") as handle:
+                head = handle.read(4096)
+        except OSError:
+            continue
+        if any(marker in head for marker in _OUTPUT_MARKERS):
+            path.unlink(missing_ok=True)

@@ -3,7 +3,12 @@
 Inert unless `--mlcheck` is given. Each policy is prepared once per process (subject
 loaded, checks compiled at collection); each item evaluates only its own check against
 the shared context. Results travel on the test reports, so the controller of a
-pytest-xdist run (or the single process otherwise) assembles the record and report.
+pytest-xdist run (or the single process otherwise) assembles the record and report;
+what reports do not carry (every policy a worker prepared, those it could not load, a
+check interrupted by Ctrl-C) travels in the worker's `workeroutput`.
+
+A session that did not evaluate every compiled check of every policy it was to gate is
+`partial`: never `passed`, and a failure unless `--mlcheck-allow-partial` (docs/pytest.md).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import pytest
 
 if TYPE_CHECKING:  # the engine imports pandas and scikit-learn: only load it when asked
     from mlcheck.engine import Evaluation
-    from mlcheck.result import CheckResult
+    from mlcheck.result import CheckResult, RunResult
 
 POLICY_SUFFIXES = (".yaml", ".yml")
 DEFAULT_POLICIES = "policies/*.yaml"
@@ -52,6 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write the HTML governance report of the session's policies to PATH")
     group.addoption("--mlcheck-trust-model", action="store_true",
                     help="trust pickle/joblib model files and unreviewed skops types")
+    group.addoption("--mlcheck-allow-partial", action="store_true",
+                    help="exit 0 when some checks did not run (deselected, -x) and none that "
+                         "ran blocks; the record still says partial, never passed")
     parser.addini("mlcheck_policies", type="args", default=[],
                   help=f"policy files or globs to collect with --mlcheck "
                        f"(default: {DEFAULT_POLICIES})")
@@ -82,6 +90,13 @@ class MlcheckSession:
         self.headers: dict[str, dict] = {}  # policy key -> record header (gathered)
         self._own_headers: dict[Path, dict] = {}  # this process's, computed once
         self.results: dict[str, dict[str, CheckResult]] = {}  # policy key -> id -> result
+        self.load_errors: dict[str, str] = {}  # policy key -> why it could not be loaded
+        self.unreported: list[dict] = []  # results of checks stopped by Ctrl-C (no report)
+        self.orphans: dict[str, str] = {}  # node id -> why: failed without a result (crash)
+        self.runs: dict[str, RunResult] = {}  # policy key -> the run, at the session's end
+        self.policies_not_run: list[dict[str, str]] = []
+        self.verdict, self.ran = "partial", False  # of the session, once judged
+        self.outputs_refused = False
         self.write_error: str | None = None
         named = self._named_policies()
         self.policies = named or self._configured_policies()
@@ -139,7 +154,11 @@ class MlcheckSession:
             return str(path)
 
     def evaluation(self, path: Path) -> Evaluation:
-        """The policy prepared once per process; a load error is remembered and re-raised."""
+        """The policy prepared once per process; a load error is remembered and re-raised.
+
+        Loading runs model code (a factory, an unpickled model): a `sys.exit()` there is
+        this policy's load error too, never an exit of pytest (which would be an
+        INTERNALERROR at collection). Only an interrupt propagates."""
         path = path.resolve()
         if path not in self.evaluations:
             from mlcheck.engine import Evaluation
@@ -148,8 +167,15 @@ class MlcheckSession:
             try:
                 self.evaluations[path] = Evaluation(
                     path, trust_model=self.config.getoption("mlcheck_trust_model"))
-            except MlcheckError as exc:
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # MlcheckError, or a bug shown with its traceback
                 self.evaluations[path] = exc
+            except BaseException as exc:  # SystemExit, pytest.exit() and the like
+                self.evaluations[path] = MlcheckError(
+                    f"loading the policy raised {type(exc).__name__}"
+                    f"{f': {exc}' if str(exc) else ''} (an exit from model code is not a "
+                    "verdict)")
         found = self.evaluations[path]
         if isinstance(found, Exception):
             raise found
@@ -201,6 +227,7 @@ class MlcheckSession:
         try:
             check_output_paths(*paths, inputs=inputs)
         except MlcheckError as exc:
+            self.outputs_refused = True  # the session still finishes: write nothing then
             raise pytest.UsageError(f"mlcheck: {exc}") from None
 
     # ------------------------------------------------------------- reporting
@@ -235,7 +262,13 @@ class MlcheckSession:
         outcome = yield
         report = outcome.get_result()
         if isinstance(item, CheckItem):
-            if call.when == "call" and item.result is not None:
+            if call.when == "teardown":
+                return
+            if item.result is None and (report.failed or report.skipped):
+                # stopped before the engine judged it (a setup hook that raised, a skip
+                # marker): the check's error, never "not run"
+                item.result = item.error(_not_evaluated(report))
+            if item.result is not None:
                 self._attach(report, item.path, item.result)
             return
         if not item.get_closest_marker(MARKER):
@@ -255,8 +288,12 @@ class MlcheckSession:
         found = self.evaluations.get(path.resolve())
         if found is None or isinstance(found, Exception):
             return  # the policy did not load: there is no record to join
-        report.mlcheck = {"policy": self.key(path), "result": result.to_dict(),
-                          "header": self.header(path)}
+        report.mlcheck = self.transported(path, result)
+
+    def transported(self, path: Path, result: CheckResult) -> dict:
+        """A result as it travels between processes (plain JSON types)."""
+        return {"policy": self.key(path), "result": result.to_dict(),
+                "header": self.header(path)}
 
     def _is_compiled(self, path: Path, check_id: str) -> bool:
         found = self.evaluations.get(path.resolve())
@@ -271,8 +308,12 @@ class MlcheckSession:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         found = getattr(report, "mlcheck", None)
-        if not found:
-            return
+        if found:
+            self._gather(found)
+        elif report.failed and "::" in report.nodeid:  # e.g. an xdist worker that crashed
+            self.orphans.setdefault(report.nodeid, _short(report))
+
+    def _gather(self, found: dict) -> None:
         from mlcheck.result import CheckResult
 
         self.headers.setdefault(found["policy"], found["header"])
@@ -282,41 +323,105 @@ class MlcheckSession:
         if earlier is None or _rank(result) > _rank(earlier):
             by_id[result.id] = result
 
-    def _key_of(self, run: Any) -> str:
-        return next((key for key, header in self.headers.items()
-                     if header["policy"]["sha256"] == run.policy["sha256"]
-                     and header["policy"]["path"] == run.policy["path"]), run.policy["path"])
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist controller: what a worker's reports did not carry."""
+        self._merge((getattr(node, "workeroutput", None) or {}).get("mlcheck") or {})
 
-    def records(self) -> list:
+    def _own_state(self) -> dict:
+        """What this process knows beyond its reports: the header of every policy it
+        prepared (also those none of whose checks ran), why others could not be loaded,
+        and the results of checks stopped by Ctrl-C."""
+        state: dict[str, Any] = {"headers": {}, "load_errors": {}, "results": self.unreported,
+                                 "outputs_refused": self.outputs_refused}
+        for path, found in self.evaluations.items():
+            if isinstance(found, Exception):
+                state["load_errors"][self.key(path)] = (" ".join(str(found).split())
+                                                        or type(found).__name__)
+            else:
+                state["headers"][self.key(path)] = self.header(path)
+        return state
+
+    def _merge(self, state: dict) -> None:
+        self.outputs_refused |= bool(state.get("outputs_refused"))  # a worker's collection
+        for key, header in state.get("headers", {}).items():
+            self.headers.setdefault(key, header)
+        for key, why in state.get("load_errors", {}).items():
+            self.load_errors.setdefault(key, why)
+        for found in state.get("results", []):
+            self._gather(found)
+
+    def records(self) -> dict[str, RunResult]:
+        """The run of every policy prepared anywhere, in the order the policies were named
+        or found; compiled checks without a result are its `not_run`."""
         from mlcheck.engine import build_record
 
-        runs = []
-        for policy, header in self.headers.items():
-            by_id = self.results[policy]
-            order = {check_id: i for i, check_id in enumerate(header["check_ids"])}
-            results = sorted(by_id.values(), key=lambda r: order.get(r.id, len(order)))
-            runs.append(build_record(header, results))
+        self._adopt_orphans()
+        order = [self.key(p) for p in self.policies]
+        keys = sorted(self.headers, key=lambda k: order.index(k) if k in order else len(order))
+        runs = {}
+        for key in keys:
+            header = self.headers[key]
+            position = {check_id: i for i, check_id in enumerate(header["check_ids"])}
+            results = sorted(self.results.get(key, {}).values(),
+                             key=lambda r: position.get(r.id, len(position)))
+            runs[key] = build_record(header, results)
         return runs
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(self.config, "workerinput") or not self.headers:
-            return  # an xdist worker (the controller writes), or no check ran
-        runs = self.records()
-        if any(run.blocked for run in runs) and session.exitstatus == pytest.ExitCode.OK:
+    def _adopt_orphans(self) -> None:
+        """A check item that failed without a result (its xdist worker crashed) is an
+        `error`, not "not run"."""
+        from mlcheck.result import CheckResult
+
+        for nodeid, why in self.orphans.items():
+            key, _, check_id = nodeid.partition("::")
+            header, by_id = self.headers.get(key), self.results.setdefault(key, {})
+            if header and check_id in header["check_ids"] and check_id not in by_id:
+                by_id[check_id] = CheckResult(
+                    id=check_id, family=check_id.split("/")[0], severity="block",
+                    verdict="error", message=why, blocking=True)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session):
+        """Judge the session before other plugins finish it: pytest's JUnit XML, written
+        in its own sessionfinish, carries the gate verdict."""
+        if hasattr(self.config, "workerinput"):  # the controller judges and writes
+            self.config.workeroutput["mlcheck"] = self._own_state()
+        elif not self.config.getoption("collectonly"):
+            self._finish(session)
+        return (yield)
+
+    def _finish(self, session: pytest.Session) -> None:
+        """The gate: exit non-zero when a check blocks, when no check ran, and when the
+        run is partial (unless allowed); then write the record and report."""
+        from mlcheck.result import session_record
+
+        self._merge(self._own_state())
+        self.runs = self.records()
+        self.policies_not_run = [
+            {"policy": key, "reason": f"could not be loaded: {self.load_errors[key]}"
+             if key in self.load_errors else "not collected"}
+            for key in dict.fromkeys(self.key(p) for p in self.policies)
+            if key not in self.runs]
+        record = session_record(list(self.runs.values()), self.policies_not_run)
+        self.verdict, self.ran = record["verdict"], any(r.checks for r in self.runs.values())
+        allowed = self.config.getoption("mlcheck_allow_partial")
+        fails = self.verdict == "blocked" or not self.ran or (record["partial"] and not allowed)
+        if fails and session.exitstatus in (pytest.ExitCode.OK,
+                                            pytest.ExitCode.NO_TESTS_COLLECTED):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the gate decides, not pytest
+        self._junit_verdict(self.verdict)
         json_path = self.config.getoption("mlcheck_json")
         report_path = self.config.getoption("mlcheck_report")
-        if not (json_path or report_path):
+        if not (json_path or report_path) or self.outputs_refused:
             return
         import json
 
         from mlcheck.integrity import seal
         from mlcheck.outputs import write_files
         from mlcheck.report import render_html
-        from mlcheck.result import session_record
 
-        record = seal(session_record(runs))
+        record = seal(record)
         outputs = {}
         if json_path:
             outputs[Path(json_path)] = json.dumps(record, indent=2, allow_nan=False) + "\n"
@@ -328,30 +433,55 @@ class MlcheckSession:
             self.write_error = f"cannot write {exc.filename or ''}: {exc.strerror or exc}"
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
+    def _junit_verdict(self, verdict: str) -> None:
+        """`--junitxml`: the gate verdict as a property of the test suite."""
+        try:
+            from _pytest.junitxml import xml_key  # what record_testsuite_property uses
+        except ImportError:
+            return
+        xml = self.config.stash.get(xml_key, None)
+        if xml is not None:
+            xml.add_global_property("mlcheck_verdict", verdict)
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if hasattr(self.config, "workerinput"):
+        if hasattr(self.config, "workerinput") or self.config.getoption("collectonly"):
             return
-        if self.config.getoption("collectonly"):
-            return
+        from mlcheck.report.text import terminal_text as safe  # no control characters
+
+        write = terminalreporter.write_line
+        allowed = self.config.getoption("mlcheck_allow_partial")
         terminalreporter.section("mlcheck")
-        if not self.headers:
-            terminalreporter.write_line("no mlcheck check ran: no record written", yellow=True)
-            return
-        for run in self.records():
+        for key, run in self.runs.items():
             counts = ", ".join(f"{n} {v}" for v, n in run.counts().items() if n)
-            line = f"{self._key_of(run)}: {run.verdict.upper()} ({counts})"
+            line = f"{safe(key)}: {run.verdict.upper()} ({counts or 'no check ran'})"
             if run.blocked:
-                line += ": blocking checks: " + ", ".join(c.id for c in run.checks if c.blocking)
+                line += ": blocking checks: " + ", ".join(safe(c.id) for c in run.checks
+                                                          if c.blocking)
             if run.not_run:
-                line += f" [partial: {len(run.not_run)} checks not run]"
-            terminalreporter.write_line(line, red=run.blocked, green=not run.blocked)
+                compiled = len(run.not_run) + sum(c.family != "custom" for c in run.checks)
+                line += (f"; {len(run.not_run)} of {compiled} checks not run: "
+                         + safe(_listed(run.not_run)))
+            write(line, red=run.blocked or (run.partial and not allowed),
+                  yellow=run.partial and allowed and not run.blocked,
+                  green=run.verdict == "passed")
+        for missing in self.policies_not_run:
+            write(f"{safe(missing['policy'])}: NOT RUN ({safe(missing['reason'])})",
+                  red=not allowed, yellow=allowed)
+        if not self.ran:
+            write("no mlcheck check ran: the gate did not run, so the session fails",
+                  red=True)
+        elif self.verdict == "partial" and allowed:
+            write("mlcheck: partial run accepted (--mlcheck-allow-partial): not every check "
+                  "ran, so this is no gate verdict", yellow=True)
+        elif self.verdict == "partial":
+            write("mlcheck: partial run: not every check ran, so this is no gate verdict and "
+                  "the session fails (--mlcheck-allow-partial accepts partial runs)", red=True)
         if self.write_error:
-            terminalreporter.write_line(f"mlcheck: {self.write_error}", red=True)
+            write(f"mlcheck: {safe(self.write_error)}", red=True)
             return
         for option in ("mlcheck_json", "mlcheck_report"):
             if self.config.getoption(option):
-                terminalreporter.write_line(f"{option.replace('_', '-')}: "
-                                            f"{self.config.getoption(option)}")
+                write(f"{option.replace('_', '-')}: {safe(self.config.getoption(option))}")
 
 
 def custom_id(item: pytest.Item) -> str:
@@ -392,12 +522,10 @@ def _custom_result(item: pytest.Item, report: pytest.TestReport,
         verdict, message = "warn", warned
     elif report.passed:
         verdict, message = "pass", "passed"
-    elif report.skipped:
-        verdict, message = "error", f"skipped: {_short(report)}"
-    elif report.when == "call":
+    elif report.failed and report.when == "call":
         verdict, message = "fail", _short(report)
     else:
-        verdict, message = "error", f"error in {report.when}: {_short(report)}"
+        verdict, message = "error", _not_evaluated(report)
     return CheckResult(
         id=check_id, family="custom", severity=severity, verdict=verdict,
         description=(item.function.__doc__ or "").strip().split("\n")[0]
@@ -407,6 +535,19 @@ def _custom_result(item: pytest.Item, report: pytest.TestReport,
         blocking=verdict in ("fail", "error"),
         controls=list(marker.kwargs.get("controls", ())),
     )
+
+
+def _not_evaluated(report: pytest.TestReport) -> str:
+    """Why pytest stopped a test before it passed or failed on its own terms."""
+    if report.skipped:
+        return f"skipped: {_short(report)}"
+    return f"error in {report.when}: {_short(report)}"
+
+
+def _listed(ids: list[str], shown: int = 5) -> str:
+    """The first few ids, and how many more."""
+    more = f", … ({len(ids) - shown} more)" if len(ids) > shown else ""
+    return ", ".join(ids[:shown]) + more
 
 
 def _short(report: pytest.TestReport) -> str:
@@ -451,16 +592,38 @@ class CheckItem(pytest.Item):
         self.result: CheckResult | None = None
 
     def runtest(self) -> None:
-        evaluation = _session(self.config).evaluation(self.path)
-        self.result = result = evaluation.run(self.check)
+        session = _session(self.config)
+        evaluation = session.evaluation(self.path)
+        try:
+            self.result = result = evaluation.run(self.check)
+        except KeyboardInterrupt:  # Ctrl-C (the engine makes model code's own an error)
+            self.result = self.error("interrupted (Ctrl-C) while this check ran")
+            session.unreported.append(session.transported(self.path, self.result))
+            raise  # pytest ends the session, and makes no report of this item
         self.user_properties.extend(_properties(result))
         if result.blocking:
             raise CheckFailed(result)
+        from mlcheck.report.text import terminal_text as safe  # pytest prints these
+
         if result.verdict == "waived":
-            pytest.xfail(f"waived: {result.message}")
+            pytest.xfail(f"waived: {safe(result.message)}")
         if result.verdict in ("warn", "inconclusive"):  # at the rule's line in the policy
-            warnings.warn_explicit(f"{result.id}: {result.message}", MlcheckWarning,
-                                   str(self.path), result.policy_line or 0)
+            warnings.warn_explicit(f"{safe(result.id)}: {safe(result.message)}",
+                                   MlcheckWarning, str(self.path), result.policy_line or 0)
+
+    def error(self, message: str) -> CheckResult:
+        """This check's `error`, when it was stopped before the engine could judge it."""
+        from mlcheck.policy import matches
+        from mlcheck.result import CheckResult
+
+        check, policy = self.check, _session(self.config).evaluation(self.path).policy
+        return CheckResult(
+            id=check.id, family=check.family, severity=check.severity, verdict="error",
+            description=check.description, message=message, blocking=True,
+            policy_file=check.location and check.location.file,
+            policy_line=check.location and check.location.line,
+            controls=[control for pattern, controls in policy.controls.items()
+                      if matches(pattern, check.id) for control in controls])
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None):
         if isinstance(excinfo.value, CheckFailed):
@@ -470,17 +633,21 @@ class CheckItem(pytest.Item):
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
+        from mlcheck.report.text import terminal_text  # the header of the failure text
+
         line = self.check.location.line if self.check.location else None
-        return self.path, (line - 1) if line else None, f"mlcheck: {self.check.id}"
+        return self.path, (line - 1) if line else None, f"mlcheck: {terminal_text(self.check.id)}"
 
 
 def failure_text(result: CheckResult) -> str:
-    """The few lines pytest shows for a failing check (no traceback)."""
+    """The few lines pytest shows for a failing check (no traceback); data in them is made
+    terminal-safe (no control characters, bounded length)."""
     from mlcheck.report.html import format_number
     from mlcheck.report.text import detail_lines
+    from mlcheck.report.text import terminal_text as safe
 
-    lines = [f"{result.id}: {result.verdict.upper()} (severity {result.severity})",
-             f"  {result.message}"]
+    lines = [f"{safe(result.id)}: {result.verdict.upper()} (severity {result.severity})",
+             f"  {safe(result.message)}"]
     facts = []
     if result.value is not None:
         facts.append(f"value {format_number(result.value)}")
@@ -491,11 +658,11 @@ def failure_text(result: CheckResult) -> str:
         lines.append("  " + " · ".join(facts))
     summary = _evidence_summary(result.evidence)
     if summary:
-        lines.append(f"  evidence: {summary}")
+        lines.append(f"  evidence: {safe(summary)}")
     lines.extend("  " + line for line in detail_lines(result.family, result.evidence,
                                                       result.verdict))
     if result.policy_file:
-        lines.append(f"  rule: {result.policy_file}:{result.policy_line}")
+        lines.append(f"  rule: {safe(result.policy_file)}:{result.policy_line}")
     return "\n".join(lines)
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 RECORD_VERSION = 1
+MAX_TEXT = 1_000  # characters per string of a check's result; longer ones are cut (clip)
 VERDICTS = ("pass", "fail", "warn", "waived", "inconclusive", "error")
 
 
@@ -41,7 +41,7 @@ class CheckResult:
     duration_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return _jsonable(asdict(self), MAX_TEXT)
 
 
 @dataclass
@@ -55,14 +55,23 @@ class RunResult:
     timings: dict[str, float]
     created_at: str
     mlcheck_version: str
-    not_run: list[str] = field(default_factory=list)  # compiled but not evaluated (-k)
+    not_run: list[str] = field(default_factory=list)  # compiled but not evaluated (-k, -x)
     waivers: list[dict[str, Any]] = field(default_factory=list)  # each with its status
     record_version: int = RECORD_VERSION
 
     @property
     def verdict(self) -> str:
-        """`blocked` when any check blocks promotion, else `passed`."""
-        return "blocked" if any(c.blocking for c in self.checks) else "passed"
+        """`blocked` when any check blocks promotion; else `partial` when some compiled
+        checks were not evaluated (nothing is known of them, so it is no pass); else
+        `passed`."""
+        if any(c.blocking for c in self.checks):
+            return "blocked"
+        return "partial" if self.partial else "passed"
+
+    @property
+    def partial(self) -> bool:
+        """Some compiled checks were not evaluated (deselected, or not reached)."""
+        return bool(self.not_run)
 
     @property
     def blocked(self) -> bool:
@@ -78,6 +87,7 @@ class RunResult:
             "mlcheck_version": self.mlcheck_version,
             "created_at": self.created_at,
             "verdict": self.verdict,
+            "partial": self.partial,
             "counts": self.counts(),
             "policy": _jsonable(self.policy),
             "subject": _jsonable(self.subject),
@@ -115,17 +125,27 @@ class RunResult:
 _CHECK_FIELDS = {f.name for f in fields(CheckResult)}  # newer records may add keys
 
 
-def session_record(runs: list[RunResult]) -> dict[str, Any]:
-    """The record of several policies evaluated together (one pytest session)."""
-    if len(runs) == 1:
+def session_record(runs: list[RunResult],
+                   policies_not_run: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """The record of several policies evaluated together (one pytest session).
+
+    `policies_not_run` are policies the session was to gate but did not evaluate at all
+    (`{"policy", "reason"}`: not collected, or could not be loaded); they make it partial."""
+    missing = [{"policy": clip(str(p["policy"])), "reason": clip(str(p["reason"]))}
+               for p in policies_not_run or []]
+    if len(runs) == 1 and not missing:
         return runs[0].to_dict()
+    partial = not runs or bool(missing) or any(r.partial for r in runs)
     return {
         "record_version": RECORD_VERSION,
         "kind": "session",
         "mlcheck_version": runs[0].mlcheck_version if runs else None,
         "created_at": max((r.created_at for r in runs), default=None),
-        "verdict": "blocked" if any(r.blocked for r in runs) else "passed",
+        "verdict": "blocked" if any(r.blocked for r in runs) else
+        "partial" if partial else "passed",
+        "partial": partial,
         "runs": [r.to_dict() for r in runs],
+        "policies_not_run": missing,
     }
 
 
@@ -147,24 +167,45 @@ def normalise_record(data: Any) -> dict[str, Any]:
     kept = {"integrity": data["integrity"]} if "integrity" in data else {}
     if data.get("kind") == "session":
         runs = [RunResult.from_dict(run) for run in data["runs"]]
-        if len(runs) == 1:
+        missing = data.get("policies_not_run") or []
+        if not isinstance(missing, list) or not all(
+                isinstance(p, dict) and {"policy", "reason"} <= set(p) for p in missing):
+            raise ValueError("policies_not_run holds entries without `policy` and `reason`")
+        if len(runs) == 1 and not missing:
             return {**runs[0].to_dict(), **kept}
-        return {**session_record(runs), "created_at": data.get("created_at"), **kept}
+        return {**session_record(runs, missing), "created_at": data.get("created_at"),
+                **kept}
     return {**RunResult.from_dict(data).to_dict(), **kept}
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types: numpy scalars unwrapped, NaN/inf as null, tuples as lists."""
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    """`text`, or its start with its original length when longer than `limit` characters.
+
+    The result is never longer than `limit`, so clipping a clipped text changes nothing
+    (a record read back and written again keeps its digest)."""
+    if len(text) <= limit:
+        return text
+    marker = f"…[truncated, {len(text):,} characters]"
+    return text[:max(limit - len(marker), 0)] + marker
+
+
+def _jsonable(value: Any, limit: int | None = None) -> Any:
+    """Plain JSON types: numpy scalars unwrapped, NaN/inf as null, tuples as lists, and
+    with a `limit`, every string (keys too) clipped to it: one huge data value must not
+    inflate the record and every report rendered from it."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {_jsonable(str(k), limit): _jsonable(v, limit) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
+        return [_jsonable(v, limit) for v in value]
+    np = sys.modules.get("numpy")  # not imported here: `mlcheck validate` must not load it;
+    if np is not None and isinstance(value, np.ndarray):  # unloaded, nothing is an array
+        return _jsonable(value.tolist(), limit)
+    if np is not None and isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if isinstance(value, str):
+        return clip(value, limit) if limit else value
+    if value is None or isinstance(value, (bool, int, float)):
         return value
-    return str(value)
+    return _jsonable(str(value), limit)

@@ -214,7 +214,7 @@ def test_outputs_never_overwrite_inputs(binary_workspace):
 def test_a_write_failure_exits_2_with_the_reason(binary_workspace, monkeypatch):
     import mlcheck.cli
 
-    def full_disk(files):
+    def full_disk(files, **options):
         raise OSError(28, "No space left on device", "r.json")
 
     monkeypatch.setattr(mlcheck.cli, "write_files", full_disk)

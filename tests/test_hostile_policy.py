@@ -210,3 +210,36 @@ def test_a_model_input_missing_from_the_data_is_an_input_error(workspace):
     with pytest.raises(InputError) as caught:
         evaluate(path)
     assert "x2" in str(caught.value) and "model.features" in str(caught.value)
+
+
+SLOW_ON_SMALL_BATCHES = """
+import time
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+class SlowOnFewRows(LogisticRegression):
+    def predict_proba(self, X):
+        if len(X) < 50:
+            time.sleep(30)
+        return super().predict_proba(X)
+
+def build():
+    import pandas as pd
+    frame = pd.read_csv("eval.csv")
+    return SlowOnFewRows().fit(frame[["x1", "x2"]], frame["y"])
+"""
+
+
+@pytest.mark.parametrize("rule", ["{property: perturbation, noise: 0.1, max_flip_rate: 0.5}",
+                                  "{property: valid_predictions, inputs: data}"])
+def test_the_time_limit_holds_in_property_searches(workspace, rule):
+    workspace.frame("eval.csv", binary_frame())
+    workspace.write("make.py", SLOW_ON_SMALL_BATCHES)
+    path = workspace.policy(FACTORY_POLICY.replace("  task: binary_classification\n",
+                                                   "  task: binary_classification\n"
+                                                   "  timeout: 0.5\n")
+                            + f"robustness:\n  examples: 5\n  rules:\n    - {rule}\n")
+    result = evaluate(path)
+    check = next(c for c in result.checks if c.family == "robustness")
+    assert check.verdict == "error", check.message
+    assert "time limit" in check.message

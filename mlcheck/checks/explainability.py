@@ -22,6 +22,7 @@ import pandas as pd
 from mlcheck.checks import Check, Outcome
 from mlcheck.context import Context
 from mlcheck.errors import CheckError, suggest
+from mlcheck.guard import time_limit
 from mlcheck.metrics import BINARY, MULTICLASS
 from mlcheck.policy import ExplainabilityRule, ExplainabilitySpec, Policy
 from mlcheck.stats import bootstrap_counts, percentile_interval
@@ -327,7 +328,9 @@ def _explain(context: Context, role: str) -> Attributions:
         raise CheckError(f"explanations are unavailable: the {role} is a black box (score "
                          "columns only), and SHAP needs the model itself")
     try:
-        import shap  # noqa: F401  (imported here: 0.5-2 s, paid only by policies that explain)
+        with warnings.catch_warnings():  # shap's import warns about matplotlib's API
+            warnings.simplefilter("ignore")
+            import shap  # noqa: F401  (here: 0.5-2 s, paid only by policies that explain)
     except ImportError:
         raise CheckError("explainability needs shap: pip install shap") from None
     estimator = model.estimator
@@ -631,8 +634,9 @@ def _permutation(context: Context, spec: ExplainabilitySpec, estimator: Any,
     method = "predict" if context.task not in (BINARY, MULTICLASS) else "predict_proba"
 
     def predict(values: np.ndarray) -> np.ndarray:
-        with warnings.catch_warnings():  # a model fitted on a matrix, called with a frame
-            warnings.filterwarnings("ignore", "X has feature names")
+        with warnings.catch_warnings(), time_limit(context.model_timeout,
+                                                   f"the model's {method}"):
+            warnings.filterwarnings("ignore", "X has feature names")  # fitted on a matrix
             return np.asarray(getattr(estimator, method)(coded.decode(values)), dtype=float)
 
     evaluations = spec.evaluations or 10 * (matrix.shape[1] + 1)

@@ -23,6 +23,7 @@ import pandas as pd
 from mlcheck.checks import Check, Outcome
 from mlcheck.context import Context, label_key
 from mlcheck.errors import CheckError, suggest
+from mlcheck.guard import time_limit
 from mlcheck.metrics import BINARY, MULTICLASS, REGRESSION
 from mlcheck.policy import ColumnSpec, Policy, RobustnessRule, RobustnessSpec
 
@@ -105,6 +106,7 @@ class Model:
                              "cannot be queried on new inputs")
         self.estimator = loaded.estimator
         self.task = context.task
+        self.timeout = context.model_timeout
         method = "predict" if self.task == REGRESSION else "predict_proba"
         if not hasattr(self.estimator, method):
             raise CheckError(f"candidate model ({type(self.estimator).__name__}) has no "
@@ -138,8 +140,10 @@ class Model:
         """Positive-class probability (binary), every class's (multiclass), or the
         prediction (regression)."""
         if self.task == REGRESSION:
-            return np.asarray(self.estimator.predict(frame), dtype=float)
-        proba = np.asarray(self.estimator.predict_proba(frame), dtype=float)
+            with time_limit(self.timeout, "candidate model's predict"):
+                return np.asarray(self.estimator.predict(frame), dtype=float)
+        with time_limit(self.timeout, "candidate model's predict_proba"):
+            proba = np.asarray(self.estimator.predict_proba(frame), dtype=float)
         return proba[:, self.positive] if self.task == BINARY else proba
 
     def labels(self, frame: pd.DataFrame) -> np.ndarray:
@@ -147,7 +151,8 @@ class Model:
         as the performance and fairness checks count them."""
         if self.threshold is not None:
             return self.score(frame) >= self.threshold
-        return np.asarray(self.estimator.predict(frame))
+        with time_limit(self.timeout, "candidate model's predict"):
+            return np.asarray(self.estimator.predict(frame))
 
 
 def _as_dtype(values: pd.Series, dtype: Any) -> pd.Series:
@@ -465,9 +470,10 @@ def _invalid_output(model: Model, frame: pd.DataFrame, known: set[str] | None) -
     """What is wrong with the model's outputs on these rows, or None."""
     estimator = model.estimator
     try:
-        predicted = np.asarray(estimator.predict(frame))
-        proba = None if model.task == REGRESSION else np.asarray(
-            estimator.predict_proba(frame), dtype=float)
+        with time_limit(model.timeout, "candidate model's predict and predict_proba"):
+            predicted = np.asarray(estimator.predict(frame))
+            proba = None if model.task == REGRESSION else np.asarray(
+                estimator.predict_proba(frame), dtype=float)
     except Exception as exc:
         return f"the model raised {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
     if predicted.shape[:1] != (len(frame),):

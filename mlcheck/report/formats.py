@@ -11,12 +11,39 @@ from collections.abc import Callable
 from typing import Any
 
 from mlcheck.report.html import format_number, render_html
+from mlcheck.report.text import ALTERED_NOTE, UNSEALED_NOTE, markdown_text, record_status
 
 NOT_PASSED_ORDER = ("error", "fail", "inconclusive", "warn", "waived")
+INTEGRITY_ID = "mlcheck/record-integrity"  # the finding a report adds for an altered record
+PARTIAL_ID = "mlcheck/partial-run"  # the finding for checks or policies a run did not evaluate
 
 
 def runs_of(record: dict[str, Any]) -> list[dict[str, Any]]:
     return record["runs"] if record.get("kind") == "session" else [record]
+
+
+def not_run_note(run: dict[str, Any]) -> str | None:
+    """What a partial run did not evaluate, as a sentence; None when it evaluated all."""
+    not_run = run.get("not_run") or []
+    if not not_run:
+        return None
+    compiled = len(not_run) + sum(c["family"] != "custom" for c in run["checks"])
+    return f"{len(not_run)} of {compiled} checks were not run, so this is not a gate verdict"
+
+
+def sample_notes(run: dict[str, Any]) -> list[str]:
+    """One sentence per dataset the run evaluated a sample of (`sample` in the policy)."""
+    return [f"ran on a sample of {ds['sample']['rows']:,} of {ds['sample']['of']:,} rows of "
+            f"dataset '{name}' (seed {ds['sample']['seed']})"
+            for name, ds in (run.get("subject") or {}).get("datasets", {}).items()
+            if isinstance(ds, dict) and ds.get("sample")]
+
+
+def policies_not_run(record: dict[str, Any]) -> list[dict[str, str]]:
+    """Policies a session was to gate but did not evaluate (`{policy, reason}`)."""
+    if record.get("kind") != "session":
+        return []
+    return record.get("policies_not_run") or []
 
 
 def checks_by_key(record: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -72,12 +99,9 @@ def compare(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]
 
 
 def _cell(value: Any, limit: int | None = None) -> str:
-    """Markdown table cell text: no HTML, no pipes, no line breaks (cut before escaping,
-    so an entity is never split)."""
-    text = " ".join(str(value).split())
-    text = text[:limit] + "…" if limit and len(text) > limit else text
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("|", "&#124;")
+    """Markdown text (a line or a table cell): no markup, mentions, links, HTML, pipes or
+    line breaks, whatever the record holds (cut before escaping, so no entity is split)."""
+    return markdown_text(value, limit)
 
 
 def _code(value: Any) -> str:
@@ -85,14 +109,29 @@ def _code(value: Any) -> str:
     return f"<code>{_cell(value)}</code>"
 
 
-def render_markdown(record: dict[str, Any], previous: dict[str, Any] | None = None) -> str:
-    """A short summary: the verdict, what blocked it, what else did not pass."""
+def render_markdown(record: dict[str, Any], previous: dict[str, Any] | None = None, *,
+                    status: str | None = None) -> str:
+    """A short summary: the verdict, what blocked it, what else did not pass; first a
+    warning when the record is altered (its digest does not match) or unsealed."""
+    status = status or record_status(record)
     lines = []
+    if status == "altered":
+        lines += [f"> **UNVERIFIED: {ALTERED_NOTE}.**", ""]
+    elif status == "unsealed":
+        lines += [f"> {UNSEALED_NOTE}.", ""]
     for run in runs_of(record):
-        counts = " · ".join(f"{n} {v}" for v, n in run["counts"].items() if n)
-        lines += [f"### mlcheck: {_cell(run['policy']['name'])}: "
-                  f"**{run['verdict'].upper()}**", "",
+        counts = _cell(" · ".join(f"{n} {v}" for v, n in run["counts"].items() if n))
+        verdict = f"**{_cell(run['verdict']).upper()}**" if status != "altered" else \
+            f"**UNVERIFIED** (the record claims {_cell(run['verdict'])})"
+        lines += [f"### mlcheck: {_cell(run['policy']['name'])}: {verdict}", "",
                   f"{counts} ({len(run['checks'])} checks)", ""]
+        if not_run_note(run):
+            shown = ", ".join(_code(i) for i in run["not_run"][:20])
+            more = len(run["not_run"]) - 20
+            lines += [f"**Partial run**: {not_run_note(run)}: {shown}"
+                      + (f" and {more} more" if more > 0 else ""), ""]
+        for note in sample_notes(run):
+            lines += [f"**Sample**: {_cell(note)}", ""]
         blocking = [c for c in run["checks"] if c["blocking"]]
         others = [c for c in run["checks"] if not c["blocking"] and c["verdict"] != "pass"]
         if blocking:
@@ -103,16 +142,22 @@ def render_markdown(record: dict[str, Any], previous: dict[str, Any] | None = No
                       *_table(others), "", "</details>", ""]
         stale = [w for w in run.get("waivers", []) if w["status"] != "active"]
         for waiver in stale:
-            lines.append(f"- {waiver['status']} waiver {_code(waiver['check'])} "
+            lines.append(f"- {_cell(waiver['status'])} waiver {_code(waiver['check'])} "
                          f"(approved by {_cell(waiver['approved_by'])}, expires "
-                         f"{waiver['expires']})")
+                         f"{_cell(waiver['expires'])})")
         if stale:
             lines.append("")
+    for missing in policies_not_run(record):
+        lines += [f"### mlcheck: {_code(missing['policy'])}: **NOT RUN** "
+                  f"({_cell(missing['reason'])}), so this session is not a gate verdict", ""]
     if previous is not None:
         lines += _comparison_lines(compare(record, previous))
-    digest = (record.get("integrity") or {}).get("digest")
-    if digest:
-        lines.append(f"<sub>record sha256 `{digest}`</sub>")
+    block = record["integrity"] if isinstance(record.get("integrity"), dict) else {}
+    if status == "sealed":
+        lines.append(f"<sub>record sha256 <code>{_cell(block.get('digest'))}</code></sub>")
+    elif status == "altered":
+        lines.append(f"<sub>recorded sha256 <code>{_cell(block.get('digest'))}</code>, "
+                     "which does not match the record's content</sub>")
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -123,20 +168,22 @@ def _table(checks: list[dict[str, Any]]) -> list[str]:
     for c in ordered:
         bounds = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
                            for k, v in c["bounds"].items()) or "—"
-        rows.append(f"| {_code(c['id'])} | {c['verdict']} | {format_number(c['value'])} | "
-                    f"{_cell(bounds)} | {_cell(c['message'], 300)} |")
+        rows.append(f"| {_code(c['id'])} | {_cell(c['verdict'])} | "
+                    f"{_cell(format_number(c['value']))} | {_cell(bounds)} | "
+                    f"{_cell(c['message'], 300)} |")
     return rows
 
 
 def _comparison_lines(diff: dict[str, Any]) -> list[str]:
     verdict = diff["verdict"]
-    lines = [f"**Since the previous record** ({diff['previous']['created_at']}): "
-             f"{verdict['from']} → {verdict['to']}", ""]
+    lines = [f"**Since the previous record** ({_cell(diff['previous']['created_at'])}): "
+             f"{_cell(verdict['from'])} → {_cell(verdict['to'])}", ""]
     for change in diff["verdict_changes"]:
-        lines.append(f"- {_code(change['id'])}: {change['from']} → {change['to']}")
+        lines.append(f"- {_code(change['id'])}: {_cell(change['from'])} → "
+                     f"{_cell(change['to'])}")
     for change in diff["value_changes"][:10]:
-        lines.append(f"- {_code(change['id'])}: {format_number(change['from'])} → "
-                     f"{format_number(change['to'])} ({change['delta']:+.4g})")
+        lines.append(f"- {_code(change['id'])}: {_cell(format_number(change['from']))} → "
+                     f"{_cell(format_number(change['to']))} ({change['delta']:+.4g})")
     if len(diff["value_changes"]) > 10:
         lines.append(f"- and {len(diff['value_changes']) - 10} more value changes")
     for label in ("added", "removed", "waivers_added", "waivers_removed", "waivers_changed"):
@@ -153,9 +200,12 @@ def _comparison_lines(diff: dict[str, Any]) -> list[str]:
 # -------------------------------------------------------------------------- sarif
 
 
-def render_sarif(record: dict[str, Any], previous: dict[str, Any] | None = None) -> str:
+def render_sarif(record: dict[str, Any], previous: dict[str, Any] | None = None, *,
+                 status: str | None = None) -> str:
     """SARIF 2.1.0: one result per check that did not pass, located at its rule's line in
-    the policy file, so code scanning annotates the policy."""
+    the policy file, so code scanning annotates the policy; and one for the record itself
+    when it is altered (an error) or unsealed (a note)."""
+    status = status or record_status(record)
     rules, results = {}, []
     for run in runs_of(record):
         for check in run["checks"]:
@@ -180,15 +230,50 @@ def render_sarif(record: dict[str, Any], previous: dict[str, Any] | None = None)
                 result["suppressions"] = [{"kind": "external", "status": "accepted",
                                            "justification": check["waiver"]["reason"]}]
             results.append(result)
+        if not_run_note(run):
+            results.append(_partial_result(
+                f"{run['policy']['name']}: {not_run_note(run)}: "
+                f"{', '.join(run['not_run'][:20])}", run["policy"].get("path"), run["not_run"]))
+    for missing in policies_not_run(record):
+        results.append(_partial_result(
+            f"policy {missing['policy']} was not run ({missing['reason']}), so this session "
+            "is not a gate verdict", missing["policy"], []))
+    if any(r["ruleId"] == PARTIAL_ID for r in results):
+        rules[PARTIAL_ID] = {"id": PARTIAL_ID, "name": "partial",
+                             "shortDescription": {"text": "every check of the policy ran"}}
+    if status != "sealed":
+        rules[INTEGRITY_ID] = {"id": INTEGRITY_ID, "name": "integrity",
+                               "shortDescription": {"text": "the record is intact"}}
+        path = runs_of(record)[0]["policy"].get("path") if runs_of(record) else None
+        results.insert(0, {
+            "ruleId": INTEGRITY_ID, "level": "error" if status == "altered" else "note",
+            "message": {"text": ALTERED_NOTE if status == "altered" else UNSEALED_NOTE},
+            "properties": {"integrity": status},
+            **({"locations": [{"physicalLocation": {"artifactLocation": _artifact(path),
+                                                    "region": {"startLine": 1}}}]}
+               if path else {})})
     document = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{"tool": {"driver": {"name": "mlcheck",
                                       "version": record.get("mlcheck_version") or "unknown",
                                       "rules": list(rules.values())}},
-                  "results": results}],
+                  "results": results,
+                  "properties": {"integrity": status, "verdict": record.get("verdict"),
+                                 "partial": bool(record.get("partial"))}}],
     }
     return json.dumps(document, indent=2) + "\n"
+
+
+def _partial_result(text: str, path: str | None, not_run: list[str]) -> dict[str, Any]:
+    """The finding that a run left checks (or a whole policy) unevaluated: an error, since
+    a partial run fails the gate unless it was explicitly allowed."""
+    result: dict[str, Any] = {"ruleId": PARTIAL_ID, "level": "error", "message": {"text": text},
+                              "properties": {"verdict": "partial", "not_run": not_run}}
+    if path:
+        result["locations"] = [{"physicalLocation": {"artifactLocation": _artifact(path),
+                                                     "region": {"startLine": 1}}}]
+    return result
 
 
 def _artifact(path: str) -> dict[str, str]:
@@ -205,8 +290,11 @@ def _artifact(path: str) -> dict[str, str]:
 # -------------------------------------------------------------------------- junit
 
 
-def render_junit(record: dict[str, Any], previous: dict[str, Any] | None = None) -> str:
-    """JUnit XML: a test suite per policy, a test case per check."""
+def render_junit(record: dict[str, Any], previous: dict[str, Any] | None = None, *,
+                 status: str | None = None) -> str:
+    """JUnit XML: a test suite per policy, a test case per check, each suite with the
+    record's `integrity` as a property; an altered record adds a failing test case."""
+    status = status or record_status(record)
     suites = ET.Element("testsuites", name="mlcheck")
     for run in runs_of(record):
         checks = run["checks"]
@@ -217,6 +305,12 @@ def render_junit(record: dict[str, Any], previous: dict[str, Any] | None = None)
                               errors=str(sum(c["verdict"] == "error" for c in checks)),
                               skipped=str(sum(c["verdict"] == "waived" for c in checks)),
                               timestamp=str(run["created_at"]))
+        properties = ET.SubElement(suite, "properties")
+        ET.SubElement(properties, "property", name="integrity", value=status)
+        ET.SubElement(properties, "property", name="verdict",
+                      value=_xml(run.get("verdict", "")))
+        ET.SubElement(properties, "property", name="not_run",
+                      value=str(len(run.get("not_run") or [])))
         for check in checks:
             case = ET.SubElement(suite, "testcase", classname=check["family"],
                                  name=_xml(check["id"]),
@@ -233,6 +327,27 @@ def render_junit(record: dict[str, Any], previous: dict[str, Any] | None = None)
                 ET.SubElement(case, "skipped", message=message)
             elif check["verdict"] != "pass":
                 ET.SubElement(case, "system-out").text = f"{check['verdict']}: {message}"
+        if not_run_note(run):  # a partial run is never all green
+            case = ET.SubElement(suite, "testcase", classname="mlcheck", name=PARTIAL_ID)
+            ET.SubElement(case, "error", type="partial", message=_xml(
+                f"{not_run_note(run)}: {', '.join(run['not_run'])}"))
+            suite.set("tests", str(len(checks) + 1))
+            suite.set("errors", str(int(suite.get("errors")) + 1))
+    for missing in policies_not_run(record):
+        suite = ET.SubElement(suites, "testsuite", name=_xml(missing["policy"]), tests="1",
+                              failures="0", errors="1", skipped="0")
+        case = ET.SubElement(suite, "testcase", classname="mlcheck", name=PARTIAL_ID)
+        ET.SubElement(case, "error", type="partial", message=_xml(
+            f"not run ({missing['reason']}), so this session is not a gate verdict"))
+    if status != "sealed":
+        suite = ET.SubElement(suites, "testsuite", name="mlcheck record integrity", tests="1",
+                              failures=str(int(status == "altered")), errors="0",
+                              skipped="0")
+        case = ET.SubElement(suite, "testcase", classname="integrity", name=INTEGRITY_ID)
+        if status == "altered":
+            ET.SubElement(case, "failure", message=ALTERED_NOTE, type="altered")
+        else:
+            ET.SubElement(case, "system-out").text = UNSEALED_NOTE
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(
         suites, encoding="unicode") + "\n"
@@ -243,10 +358,14 @@ def _xml(value: Any) -> str:
     return "".join(ch if ch in "\t\n\r" or ord(ch) >= 32 else " " for ch in str(value))
 
 
-def _html(record: dict[str, Any], previous: dict[str, Any] | None = None) -> str:
-    return render_html(record, compare(record, previous) if previous else None)
+def _html(record: dict[str, Any], previous: dict[str, Any] | None = None, *,
+          status: str | None = None) -> str:
+    return render_html(record, compare(record, previous) if previous else None,
+                       status=status)
 
 
-FORMATS: dict[str, Callable[[dict, dict | None], str]] = {
+# each renders (record, previous record or None, status=...): `status` is the record's
+# `record_status` as read from its file (before it was normalised); by default, its own
+FORMATS: dict[str, Callable[..., str]] = {
     "html": _html, "markdown": render_markdown, "sarif": render_sarif, "junit": render_junit}
 SUFFIXES = {"html": ".html", "markdown": ".md", "sarif": ".sarif", "junit": ".xml"}

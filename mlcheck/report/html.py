@@ -45,12 +45,17 @@ def format_number(value: Any) -> str:
     return f"{value:.4f}"
 
 
-def render_html(record: dict[str, Any], comparison: dict[str, Any] | None = None) -> str:
+def render_html(record: dict[str, Any], comparison: dict[str, Any] | None = None, *,
+                status: str | None = None) -> str:
     """Render the governance report for a run record (`RunResult.to_dict`) or a session
     record (`session_record`): one page, one section per policy, the record embedded (so
     `mlcheck verify` can check the page against it), and optionally what changed since a
-    previous record."""
+    previous record. A record whose digest does not match (`status` "altered", by default
+    its own `record_status`) is shown as unverified, never as passed."""
     from mlcheck.integrity import embed
+    from mlcheck.report.text import ALTERED_NOTE, UNSEALED_NOTE, record_status
+
+    status = status or record_status(record)
     session = record.get("kind") == "session"
     runs, seen = [], set()
     for run in record["runs"] if session else [record]:
@@ -61,7 +66,8 @@ def render_html(record: dict[str, Any], comparison: dict[str, Any] | None = None
         runs.append(_prepare(run, f"{anchor}:" if anchor else ""))
     return _environment().get_template("report.html.j2").render(
         record=record, runs=runs, session=session, comparison=comparison,
-        embedded=Markup(embed(record)), integrity=record.get("integrity"),
+        embedded=Markup(embed(record)), integrity=record.get("integrity"), status=status,
+        altered_note=ALTERED_NOTE, unsealed_note=UNSEALED_NOTE,
         embedded_comparison=Markup(embed(comparison)) if comparison else None)
 
 

@@ -1,22 +1,108 @@
-"""Plain-text detail lines under a check: fairness groups, property counterexamples.
+"""Text made safe for where it goes, and plain-text detail lines under a check.
 
-Shared by the terminal summary (`mlcheck check`) and pytest's failure text."""
+- `terminal_text`: for the terminal (`mlcheck` output, pytest's failure text and summary):
+  no control characters, no bidi overrides, bounded length.
+- `markdown_text`: for Markdown (pull-request comments, CI step summaries): no markup,
+  mentions, links or HTML, whatever the text holds.
+- `record_status`: whether a record's digest matches its content, for every renderer.
+- `detail_lines`: fairness groups and property counterexamples, under a check in the
+  terminal summary (`mlcheck check`) and in pytest's failure text.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from mlcheck.result import MAX_TEXT, clip
+
 MAX_ROW_TEXT = 400  # a counterexample's row, cut to stay readable in a terminal
+
+# C0 and C1 controls (ANSI escapes start with ESC or CSI), line and paragraph separators,
+# and the bidi marks and overrides that reorder what a terminal shows
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                      "\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def terminal_text(value: Any, limit: int = MAX_TEXT) -> str:
+    """Text a terminal shows as it is: control characters as visible escapes (`\\x1b`,
+    `\\u202e`), so data cannot move the cursor, erase a line or reorder one; and at most
+    `limit` characters of the original (with its length stated)."""
+    return _CONTROL.sub(_escape, clip(str(value), limit))
+
+
+def _escape(found: re.Match) -> str:
+    char = found.group()
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100
+                                else f"\\u{ord(char):04x}")
+
+
+# Markdown: every character that can start markup becomes a numeric character reference
+# (CommonMark reads those as plain characters, never as structure), and a zero-width space
+# goes after `@` and before what follows `#` or `:`, and inside `www.`, so GitHub makes no
+# mention, issue reference, emoji or autolink of the text.
+_MARKUP = frozenset("\\`*~[]<>&|$")
+_ZWSP = "&#8203;"
+
+
+def markdown_text(value: Any, limit: int | None = None) -> str:
+    """Text for a Markdown line or table cell that renders as the text itself: on one
+    line, cut to `limit` characters, with no emphasis, code, link, image, HTML, mention,
+    autolink or table cell boundary, whatever it holds."""
+    text = _CONTROL.sub(_escape, " ".join(str(value).split()))
+    text = clip(text, limit) if limit else text
+    out = []
+    for i, char in enumerate(text):
+        after = text[i + 1] if i + 1 < len(text) else " "
+        intraword = i > 0 and text[i - 1].isalnum() and after.isalnum()
+        out.append(f"&#{ord(char)};" if char in _MARKUP or (char == "_" and not intraword)
+                   else char)
+        if (char == "@" and not after.isspace()) or (char == "#" and after.isalnum()) or (
+                char == ":" and (after == "/" or after.isalpha())):
+            out.append(_ZWSP)
+    return re.sub(r"(?i)\b(www)\.", rf"\1{_ZWSP}.", "".join(out))
+
+
+# ---------------------------------------------------------------- record integrity
+
+ALTERED_NOTE = ("This record's integrity digest does not match its content: it was altered "
+                "after it was written, so its verdict cannot be trusted (run mlcheck verify "
+                "on it)")
+UNSEALED_NOTE = ("This record is unsealed: it carries no integrity digest, so nothing shows "
+                 "that it is unchanged since it was written (mlcheck check and pytest "
+                 "--mlcheck-json seal every record)")
+
+
+def record_status(record: dict[str, Any]) -> str:
+    """`sealed` when the record's digest matches its content, `unsealed` when it carries
+    no digest, and `altered` otherwise (an edited record, or an unknown algorithm)."""
+    from mlcheck.integrity import digest
+
+    block = record.get("integrity")
+    if not isinstance(block, dict) or not isinstance(block.get("digest"), str):
+        return "unsealed"  # as `mlcheck verify` sees it: no digest to check
+    if block.get("algorithm") != "sha256":
+        return "altered"
+    try:
+        return "sealed" if block.get("digest") == digest(record) else "altered"
+    except (TypeError, ValueError):  # not JSON (e.g. NaN): not what was sealed
+        return "altered"
+
+
+# ---------------------------------------------------------------------- detail lines
 
 
 def detail_lines(family: str, evidence: dict[str, Any], verdict: str = "fail") -> list[str]:
     """Per-group evidence of a fairness check, or the counterexample of a property that
     did not pass."""
     if family == "fairness" and evidence.get("groups"):
-        return group_lines(evidence["groups"])
-    if evidence.get("counterexample") and verdict != "pass":
-        return counterexample_lines(evidence["counterexample"])
-    return []
+        lines = group_lines(evidence["groups"])
+    elif evidence.get("counterexample") and verdict != "pass":
+        lines = counterexample_lines(evidence["counterexample"])
+    else:
+        return []
+    return [terminal_text(line) for line in lines]
 
 
 def group_lines(groups: list[dict[str, Any]]) -> list[str]:
