@@ -19,7 +19,7 @@ from mlcheck.errors import CheckError
 from mlcheck.guard import ModelTimeout, time_limit
 from mlcheck.metrics import BINARY, MULTICLASS, REGRESSION
 from mlcheck.policy import Policy
-from mlcheck.stats import bootstrap_counts
+from mlcheck.stats import CellBootstrap, RowBootstrap
 from mlcheck.subject import LoadedModel, Subject
 
 
@@ -60,6 +60,7 @@ class Context:
         self.task = policy.model.task if policy.model else None
         self.model_calls: Counter[tuple[str, str, str]] = Counter()
         self._memo: dict[Hashable, tuple[bool, Any]] = {}
+        self._cell_needs: dict[str, set[tuple[str, str]]] = {}
 
     def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """Compute once per key; a failure is remembered and raised again."""
@@ -73,21 +74,59 @@ class Context:
             raise value
         return value
 
-    def bootstrap_counts(self, dataset: str) -> np.ndarray | None:
-        """The resamples of a dataset, drawn once and shared by every check (None: off).
+    # ------------------------------------------------------------- resamples
 
-        Each dataset gets its own seed derived from the policy's, so adding a dataset does
-        not change the resamples of another."""
+    def need_cells(self, dataset: str, roles: tuple[str, ...] = (),
+                   columns: tuple[str, ...] = ()) -> None:
+        """Declare, when checks are compiled, what count-based checks of a dataset split
+        its rows by (models' predicted labels, grouping columns), so that one draw of
+        the finest cells serves them all."""
+        if ("cells", dataset) in self._memo:
+            raise RuntimeError(f"cells of dataset '{dataset}' declared after they were drawn")
+        needs = self._cell_needs.setdefault(dataset, set())
+        needs.update(("role", role) for role in roles)
+        needs.update(("column", column) for column in columns)
+
+    def cell_bootstrap(self, dataset: str) -> CellBootstrap | None:
+        """Resampled totals of the finest cells of a dataset (truth x each declared model's
+        predicted label x each declared column), drawn once and shared by every
+        count-based check, so their intervals are paired (None: intervals off)."""
         stats = self.policy.statistics
         if stats.resamples == 0:
             return None
+        return self.memo(("cells", dataset), lambda: CellBootstrap(
+            self._finest_cells(dataset), stats.resamples, self._seed(dataset)))
 
-        def draw() -> np.ndarray:
-            seed = [stats.seed, *dataset.encode()]
-            return bootstrap_counts(len(self.frame(dataset)), stats.resamples,
-                                    np.random.SeedSequence(seed))
+    def row_bootstrap(self, dataset: str) -> RowBootstrap | None:
+        """Per-row resample counts of a dataset, drawn block by block from the dataset's
+        seed, for the metrics that read every row (None: intervals off)."""
+        stats = self.policy.statistics
+        if stats.resamples == 0:
+            return None
+        return self.memo(("rows", dataset), lambda: RowBootstrap(
+            len(self.frame(dataset)), stats.resamples, self._seed(dataset)))
 
-        return self.memo(("bootstrap", dataset), draw)
+    def _seed(self, dataset: str) -> np.random.SeedSequence:
+        """Each dataset gets its own seed derived from the policy's, so adding a dataset
+        does not change the resamples of another."""
+        return np.random.SeedSequence([self.policy.statistics.seed, *dataset.encode()])
+
+    def _finest_cells(self, dataset: str) -> np.ndarray:
+        """Each row's cell in the finest partition the declared needs ask for. A part that
+        cannot be computed (a model that raises, a missing column) is left out: the
+        checks that need it report that error themselves."""
+        parts: list[Any] = [self.truth(dataset).values]
+        for kind, name in sorted(self._cell_needs.get(dataset, ())):
+            try:
+                parts.append(self.labels(name, dataset) if kind == "role"
+                             else self.frame(dataset)[name])
+            except (CheckError, KeyError):
+                continue
+        cells = np.zeros(len(parts[0]), dtype=np.int64)
+        for part in parts:
+            codes, uniques = pd.factorize(part, use_na_sentinel=False)
+            cells = pd.factorize(cells * len(uniques) + codes)[0]
+        return cells
 
     def frame(self, dataset: str) -> pd.DataFrame:
         return self.subject.datasets[dataset].frame

@@ -1,21 +1,35 @@
-"""Bootstrap machinery, vectorised: one set of resamples per dataset, every metric from it.
+"""Bootstrap machinery: Poisson resamples of a dataset, drawn in the form each metric needs.
 
-A resample is stored as counts (how often each row was drawn), so a metric on a resample
-is the metric with those counts as sample weights. That turns B resamples of a metric
-into a few matrix products over a (B x n) weight matrix, instead of B metric calls.
+The Poisson bootstrap draws every row Poisson(1) times, independently (Hanley and
+MacGibbon, 2006); for more than a few dozen rows it behaves as the classical bootstrap.
+Two exact consequences keep memory independent of the number of resamples:
+
+- A metric of cell counts (confusion counts per group, of one model or of two jointly)
+  needs only each cell's total, and a sum of independent Poisson(1) counts is Poisson of
+  the cell's size. `CellBootstrap` draws those totals directly: resamples x cells.
+- A metric that reads every row (ROC AUC, log loss, regression errors) is computed on
+  per-row counts drawn in blocks of resamples (`RowBootstrap`): block x rows, bounded.
+
+A metric on a resample is the metric with the resample's counts as sample weights.
 Written by hand because no library computes weighted metrics for many weight vectors at
 once; scikit-learn with `sample_weight` is the test oracle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 BLOCK_CELLS = 4_000_000  # weights per float32 block in `over_chunks` (16 MB)
+ROW_BLOCK = 8_000_000  # per-row counts per block of resamples (8 MB, ~60 MB while in use)
+CELL_BLOCK = 4_000_000  # per-cell counts per block of resamples (int64: 32 MB)
+KEEP = 16_000_000  # draws of a dataset are kept for the run when they fit in this many bytes
+CELLS_METHOD = "percentile bootstrap (Poisson, cell counts)"
+ROWS_METHOD = "percentile bootstrap (Poisson, rows in blocks)"
 _EPS = np.finfo(np.float64).eps
+_CELLS, _ROWS = 0, 1  # streams of one dataset's seed: cell totals, per-row counts
 
 
 def _poisson_table() -> np.ndarray:
@@ -32,10 +46,8 @@ _POISSON = _poisson_table()
 def bootstrap_counts(n: int, resamples: int, seed: int | np.random.SeedSequence) -> np.ndarray:
     """(resamples x n) uint8 counts: row i is drawn counts[b, i] times in resample b.
 
-    The Poisson bootstrap: each row is drawn Poisson(1) times, independently (Hanley and
-    MacGibbon, 2006). For more than a few dozen rows it behaves as the classical bootstrap
-    (n draws with replacement), and it is drawn by table lookup from 16-bit random numbers,
-    several times faster. Deterministic for a seed; one byte per row and resample."""
+    The whole table at once: for small samples (explained rows, tests). Drawn by table
+    lookup from 16-bit random numbers, several times faster than `Generator.poisson`."""
     rng = np.random.default_rng(seed)
     by_row = np.empty((n, resamples), dtype=np.uint8)  # stored row-major: rows gather fast
     step = max(1, BLOCK_CELLS // max(1, resamples))
@@ -46,10 +58,112 @@ def bootstrap_counts(n: int, resamples: int, seed: int | np.random.SeedSequence)
     return by_row.T
 
 
+def _spans(resamples: int, width: int, budget: int) -> list[tuple[int, int]]:
+    """Blocks of resamples [start, stop) holding at most `budget` counts of `width` each."""
+    step = max(1, budget // max(1, width))
+    return [(start, min(start + step, resamples)) for start in range(0, resamples, step)]
+
+
+def _block_seed(seed: np.random.SeedSequence, stream: int, block: int
+                ) -> np.random.SeedSequence:
+    """The seed of one block of one stream: any block can be drawn again on its own."""
+    return np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, stream, block))
+
+
+class CellBootstrap:
+    """Poisson resamples of a dataset's rows as totals per cell of a fixed partition.
+
+    `cell_of_row` is the finest partition the run's count-based checks need (truth x each
+    model's predicted label x each grouping column). Each resample draws Poisson(size) per
+    cell, which is the row bootstrap exactly in distribution; every coarser count (one
+    model's confusion counts, per group or not) is a sum of these, so all count-based
+    intervals of a run come from the same draws: paired across checks, models and groups.
+    Memory: resamples x cells, drawn in blocks when that is large, never rows x resamples."""
+
+    method = CELLS_METHOD
+
+    def __init__(self, cell_of_row: np.ndarray, resamples: int,
+                 seed: np.random.SeedSequence) -> None:
+        self.cell_of_row = cell_of_row
+        self.sizes = np.bincount(cell_of_row)
+        self.resamples, self.seed = resamples, seed
+        self.spans = _spans(resamples, len(self.sizes), CELL_BLOCK)
+        keep = resamples * len(self.sizes) * 4 <= KEEP
+        self._kept: dict[int, np.ndarray] | None = {} if keep else None
+
+    def _block(self, index: int) -> np.ndarray:
+        if self._kept is not None and index in self._kept:
+            return self._kept[index]
+        start, stop = self.spans[index]
+        rng = np.random.default_rng(_block_seed(self.seed, _CELLS, index))
+        block = rng.poisson(self.sizes, size=(stop - start, len(self.sizes)))
+        if self._kept is not None:
+            block = block.astype(np.int32)
+            self._kept[index] = block
+        return block
+
+    def counts(self, key: np.ndarray, k: int) -> np.ndarray:
+        """(resamples x k) resampled counts of the cells `key` gives each row (0..k-1;
+        k leaves a row out). `key` must be constant on each drawn cell."""
+        mapping = np.full(len(self.sizes), k, dtype=np.int64)
+        mapping[self.cell_of_row] = key
+        if not np.array_equal(mapping[self.cell_of_row], key):
+            raise ValueError("cells asked for split the drawn cells; declare what a check "
+                             "groups by before the first draw (Context.need_cells)")
+        used = np.flatnonzero(mapping < k)
+        order = used[np.argsort(mapping[used], kind="stable")]
+        targets = mapping[order]
+        starts = np.flatnonzero(np.r_[True, targets[1:] != targets[:-1]]) if len(targets) \
+            else np.empty(0, dtype=np.int64)
+        out = np.zeros((self.resamples, k))
+        for index, (start, stop) in enumerate(self.spans):
+            if len(order):
+                out[start:stop, targets[starts]] = np.add.reduceat(
+                    self._block(index)[:, order], starts, axis=1)
+        return out
+
+
+class RowBootstrap:
+    """Poisson resamples of a dataset's rows as per-row counts, drawn in blocks of
+    resamples (block x rows <= ROW_BLOCK counts): each block comes from its own seed,
+    so every check that reads rows sees the same resamples, and memory stays bounded.
+    Kept for the run when the whole table is small (KEEP bytes)."""
+
+    method = ROWS_METHOD
+
+    def __init__(self, n: int, resamples: int, seed: np.random.SeedSequence) -> None:
+        self.n, self.resamples, self.seed = n, resamples, seed
+        self.spans = _spans(resamples, n, ROW_BLOCK)
+        self._kept: dict[int, np.ndarray] | None = {} if resamples * n <= KEEP else None
+
+    def _block(self, index: int) -> np.ndarray:
+        if self._kept is not None and index in self._kept:
+            return self._kept[index]
+        start, stop = self.spans[index]
+        rng = np.random.default_rng(_block_seed(self.seed, _ROWS, index))
+        block = _POISSON[rng.integers(0, 65536, size=(stop - start, self.n), dtype=np.uint16)]
+        if self._kept is not None:
+            self._kept[index] = block
+        return block
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """(block x n) uint8 counts, block after block, in resample order."""
+        for index in range(len(self.spans)):
+            yield self._block(index)
+
+    def apply(self, statistic: Callable[[np.ndarray], np.ndarray],
+              rows: np.ndarray | None = None) -> np.ndarray:
+        """A statistic of a (block x rows) count matrix, over every block; `rows` selects
+        (a slice's) columns. The statistic returns one value, or a row of values, per
+        resample."""
+        out = [statistic(block if rows is None else block[:, rows]) for block in self.blocks()]
+        return np.concatenate(out) if out else np.empty(0)
+
+
 @dataclass(frozen=True)
 class Interval:
-    """A confidence interval: percentile bootstrap (with how many resamples were usable),
-    or DeLong's analytic interval for ROC AUC."""
+    """A confidence interval: percentile bootstrap (with how many resamples were usable,
+    and how they were drawn), or DeLong's analytic interval for ROC AUC."""
 
     low: float
     high: float
@@ -68,15 +182,17 @@ class Interval:
         return self.high - self.low
 
 
-def percentile_interval(samples: np.ndarray, confidence: float) -> Interval:
+def percentile_interval(samples: np.ndarray, confidence: float,
+                        method: str = "percentile bootstrap") -> Interval:
     """The central `confidence` interval of a bootstrap distribution (NaNs set aside)."""
     defined = samples[np.isfinite(samples)]
     undefined = int(samples.size - defined.size)
     if defined.size == 0:
-        return Interval(float("nan"), float("nan"), confidence, int(samples.size), undefined)
+        return Interval(float("nan"), float("nan"), confidence, int(samples.size), undefined,
+                        method)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(defined, [tail, 100 - tail])
-    return Interval(float(low), float(high), confidence, int(samples.size), undefined)
+    return Interval(float(low), float(high), confidence, int(samples.size), undefined, method)
 
 
 def over_chunks(counts: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray]
@@ -94,7 +210,53 @@ def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
+def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
+    """Mean of the defined values; NaN (without a warning) when none is."""
+    defined = ~np.isnan(values)
+    return _divide(np.where(defined, values, 0).sum(axis=axis), defined.sum(axis=axis))
+
+
 # ------------------------------------------------------------ confusion counts
+
+
+def label_codes(classes: Sequence, *labels: np.ndarray) -> tuple[list[np.ndarray], int]:
+    """Each array of labels as codes: the task's classes first (0..len(classes)-1, in
+    their order), then labels met only in the data. Returns the codes and how many labels
+    there are in all. Labels compare as scikit-learn compares them (1 == 1.0)."""
+    import pandas as pd
+
+    values = np.concatenate([np.asarray(list(classes), dtype=object),
+                             *(np.asarray(a, dtype=object) for a in labels)])
+    codes, uniques = pd.factorize(values)
+    out, start = [], len(classes)
+    for array in labels:
+        out.append(codes[start:start + len(array)])
+        start += len(array)
+    return out, len(uniques)
+
+
+def confusion_metric(name: str, confusion: np.ndarray, classes: int) -> np.ndarray:
+    """A label metric from confusion counts (..., truth, prediction), with scikit-learn's
+    definitions. The first `classes` labels are the task's (binary: False, True; the
+    unaveraged binary metrics are of True); any others are labels met only in the data,
+    which count for accuracy and balanced accuracy as they do in scikit-learn."""
+    diagonal = np.diagonal(confusion, axis1=-2, axis2=-1)
+    support, predicted = confusion.sum(axis=-1), confusion.sum(axis=-2)
+    if name == "accuracy":
+        return _divide(diagonal.sum(axis=-1), support.sum(axis=-1))
+    if name == "balanced_accuracy":  # classes without actual rows are left out
+        return _nanmean(_divide(diagonal, support), axis=-1)
+    kind, _, average = name.partition("_")
+    tp, support, predicted = (a[..., :classes] for a in (diagonal, support, predicted))
+    values = {"precision": _divide(tp, predicted), "recall": _divide(tp, support),
+              "f1": _divide(2 * tp, predicted + support)}[kind]
+    if not average:
+        return values[..., 1]
+    if average == "macro":
+        return _nanmean(values, axis=-1)
+    defined = ~np.isnan(values)  # scikit-learn leaves a 0/0 class out of both sums
+    return _divide(np.where(defined, values * support, 0).sum(axis=-1),
+                   np.where(defined, support, 0).sum(axis=-1))
 
 
 def binary_confusion(weights: np.ndarray, truth: np.ndarray, predicted: np.ndarray
@@ -109,33 +271,11 @@ def binary_confusion(weights: np.ndarray, truth: np.ndarray, predicted: np.ndarr
 def binary_label_metric(name: str) -> Callable:
     """Weighted binary metric from confusion counts (positive class True)."""
 
-    def per_class(tp, fp, fn, kind):
-        precision, recall = _divide(tp, tp + fp), _divide(tp, tp + fn)
-        if kind == "precision":
-            return precision
-        if kind == "recall":
-            return recall
-        return _divide(2 * tp, 2 * tp + fp + fn)
-
     def compute(truth, predicted, classes, weights):
         tp, fp, fn, tn = binary_confusion(weights, truth, predicted)
-        total = tp + fp + fn + tn
-        if name == "accuracy":
-            return _divide(tp + tn, total)
-        if name == "balanced_accuracy":
-            return np.nanmean([_divide(tp, tp + fn), _divide(tn, tn + fp)], axis=0)
-        kind, _, average = name.partition("_")
-        positive = per_class(tp, fp, fn, kind)
-        if not average:
-            return positive
-        negative = per_class(tn, fn, fp, kind)  # the False class seen as positive
-        if average == "macro":
-            return np.nanmean([positive, negative], axis=0)
-        support = np.stack([tp + fn, tn + fp])
-        values = np.stack([positive, negative])
-        defined = ~np.isnan(values)  # scikit-learn leaves a 0/0 class out of both sums
-        return _divide(np.where(defined, values * support, 0).sum(axis=0),
-                       np.where(defined, support, 0).sum(axis=0))
+        confusion = np.stack([np.stack([tn, fp], axis=-1), np.stack([fn, tp], axis=-1)],
+                             axis=-2).astype(np.float64)  # integers: float32 sums are exact
+        return confusion_metric(name, confusion, 2)
 
     return compute
 
@@ -144,26 +284,15 @@ def multiclass_label_metric(name: str) -> Callable:
     """Weighted multiclass accuracy / balanced accuracy / precision / recall / f1."""
 
     def compute(truth, predicted, classes, weights):
-        truth_hot = np.stack([truth == c for c in classes], axis=1).astype(np.float32)
-        pred_hot = np.stack([predicted == c for c in classes], axis=1).astype(np.float32)
-        tp = weights @ (truth_hot * pred_hot)
-        support, predicted_count = weights @ truth_hot, weights @ pred_hot
-        total = support.sum(axis=1)
-        if name == "accuracy":
-            return _divide(tp.sum(axis=1), total)
-        recall = _divide(tp, support)
-        if name == "balanced_accuracy":
-            return np.nanmean(recall, axis=1)
-        kind, _, average = name.partition("_")
-        precision = _divide(tp, predicted_count)
-        values = {"precision": precision, "recall": recall,
-                  "f1": _divide(2 * tp, predicted_count + support)}[kind]
-        if average == "macro":
-            with np.errstate(all="ignore"):
-                return np.nanmean(values, axis=1)
-        defined = ~np.isnan(values)  # scikit-learn leaves a 0/0 class out of both sums
-        return _divide(np.where(defined, values * support, 0).sum(axis=1),
-                       np.where(defined, support, 0).sum(axis=1))
+        from scipy import sparse
+
+        (truth_codes, predicted_codes), labels = label_codes(classes, truth, predicted)
+        cell = truth_codes * labels + predicted_codes
+        indicator = sparse.csr_matrix((np.ones(len(cell), np.float32),
+                                       (np.arange(len(cell)), cell)),
+                                      shape=(len(cell), labels * labels))
+        confusion = np.asarray((indicator.T @ weights.T).T, dtype=np.float64)
+        return confusion_metric(name, confusion.reshape(-1, labels, labels), len(classes))
 
     return compute
 
@@ -174,11 +303,14 @@ def multiclass_label_metric(name: str) -> Callable:
 def weighted_auc(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """ROC AUC per resample: the weighted Mann-Whitney statistic, ties counted 1/2.
 
-    One sort (skipped when the rows come sorted by score, as `presort` leaves them), then
-    a cumulative sum of negative weights. Counts are integers, so float32 sums are exact."""
+    One sort (skipped when the rows come sorted by score), then a cumulative sum of
+    negative weights. Integer counts are summed as integers, float weights as float32
+    (exact for integer values below 2**24)."""
     if not np.all(scores[1:] >= scores[:-1]):
         order = np.argsort(scores, kind="mergesort")
         truth, scores, weights = truth[order], scores[order], weights[:, order]
+    if weights.dtype.kind in "ui":  # uint8 counts would overflow in the sums
+        weights = weights.astype(np.int64 if len(scores) > 50_000_000 else np.int32)
     starts = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]])
     neg_w = weights * ~truth
     if starts.size < len(scores):  # ties: work on blocks of equal scores
@@ -195,51 +327,78 @@ def weighted_auc(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> 
     return _divide(numerator, positives * neg_w.sum(axis=1, dtype=np.float64))
 
 
-def resampled_auc(truth: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """ROC AUC on every resample with one sort of the rows.
-
-    Rows are ordered by score once; then, per block of resamples, one cumulative sum over
-    the negatives gives, for each positive, the weight of negatives scored below it."""
+def auc_statistic(truth: np.ndarray, scores: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """ROC AUC of each row of a (block x n) count matrix, with the one sort of the rows
+    done here, once. Without ties, per block: one cumulative sum over the negatives gives,
+    for each positive, the count of negatives scored below it (integers: exact)."""
     order = np.argsort(scores, kind="mergesort")
-    ordered = scores[order]
+    ordered, positive = scores[order], truth[order]
     if np.any(ordered[1:] == ordered[:-1]):  # ties count 1/2: the general form
-        truth, scores = truth[order], ordered
-        by_row = counts.T[order]
-        return over_chunks(by_row.T, lambda w: weighted_auc(truth, scores, w))
-    positive = truth[order]
-    by_row = counts.T[order]  # (n x B), rows by increasing score
-    negatives, positives = by_row[~positive], by_row[positive]
+        return lambda counts: weighted_auc(positive, ordered, counts[:, order])
+    pos_rows, neg_rows = order[positive], order[~positive]
     before = np.cumsum(~positive)[positive]  # negatives scored below each positive
-    out = []
+    wide = np.int64 if len(scores) > 50_000_000 else np.int32
+
+    def statistic(counts: np.ndarray) -> np.ndarray:
+        if not len(pos_rows) or not len(neg_rows):
+            return np.full(counts.shape[0], np.nan)
+        cumulative = np.zeros((counts.shape[0], len(neg_rows) + 1), dtype=wide)
+        np.cumsum(counts[:, neg_rows], axis=1, dtype=wide, out=cumulative[:, 1:])
+        weights = counts[:, pos_rows]
+        numerator = (weights * cumulative[:, before]).sum(axis=1, dtype=np.float64)
+        return _divide(numerator, weights.sum(axis=1, dtype=np.float64)
+                       * cumulative[:, -1].astype(np.float64))
+
+    return statistic
+
+
+def resampled_auc(truth: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """ROC AUC on every resample (rows of `counts`) with one sort of the rows."""
+    statistic = auc_statistic(truth, scores)
     step = max(1, BLOCK_CELLS // max(1, len(scores)))
-    for start in range(0, counts.shape[0], step):
-        cumulative = np.cumsum(negatives[:, start:start + step], axis=0, dtype=np.float32)
-        if not len(cumulative):
-            out.append(np.full(min(step, counts.shape[0] - start), np.nan))
-            continue
-        below = np.where((before > 0)[:, None], cumulative[np.maximum(before - 1, 0)], 0)
-        weights = positives[:, start:start + step].astype(np.float32)
-        numerator = (weights * below).sum(axis=0, dtype=np.float64)
-        out.append(_divide(numerator, weights.sum(axis=0, dtype=np.float64)
-                           * cumulative[-1].astype(np.float64)))
+    out = [statistic(counts[start:start + step]) for start in range(0, counts.shape[0], step)]
     return np.concatenate(out) if out else np.empty(0)
 
 
 def weighted_average_precision(truth: np.ndarray, scores: np.ndarray,
                                weights: np.ndarray) -> np.ndarray:
-    """Average precision per resample (scikit-learn's step definition), ties as blocks."""
-    order = np.argsort(-scores, kind="mergesort")
-    sorted_scores, positive = scores[order], truth[order]
-    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-    w = weights[:, order].astype(np.float64)
-    pos_w = np.add.reduceat(np.where(positive, w, 0), starts, axis=1)
-    all_w = np.add.reduceat(w, starts, axis=1)
-    tp, seen = np.cumsum(pos_w, axis=1), np.cumsum(all_w, axis=1)
-    precision = _divide(tp, seen)
-    total_pos = tp[:, -1:]
-    recall_step = _divide(pos_w, np.broadcast_to(total_pos, pos_w.shape))
-    return np.where(total_pos[:, 0] > 0,
-                    np.nansum(np.nan_to_num(precision) * recall_step, axis=1), np.nan)
+    """Average precision per resample (scikit-learn's step definition), ties as blocks.
+    The sort is skipped when the rows come sorted by decreasing score."""
+    if not np.all(scores[1:] <= scores[:-1]):
+        order = np.argsort(-scores, kind="mergesort")
+        scores, truth, weights = scores[order], truth[order], weights[:, order]
+    starts = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]])
+    w = weights.astype(np.int64 if weights.dtype.kind in "ui" else np.float64)
+    pos_w = np.add.reduceat(np.where(truth, w, 0), starts, axis=1)
+    tp = np.cumsum(pos_w, axis=1)
+    precision = _divide(tp, np.cumsum(np.add.reduceat(w, starts, axis=1), axis=1))
+    numerator = (np.nan_to_num(precision) * pos_w).sum(axis=1)
+    return _divide(numerator, tp[:, -1])
+
+
+def score_statistic(name: str, truth: np.ndarray, scores: np.ndarray, classes: Sequence | None
+                    ) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The score metrics whose per-call work is a sort, as statistics of a (block x n)
+    count matrix with the sorts done once; None for the others."""
+    if scores.ndim == 1 and name == "roc_auc":
+        return auc_statistic(truth, scores)
+    if scores.ndim == 1 and name == "average_precision":
+        order = np.argsort(-scores, kind="mergesort")
+        ordered, positive = scores[order], truth[order]
+        return lambda counts: weighted_average_precision(positive, ordered, counts[:, order])
+    if scores.ndim == 2 and name in ("roc_auc_ovr", "roc_auc_ovr_weighted"):
+        hot = np.stack([truth == c for c in classes], axis=1)
+        per_class = [auc_statistic(hot[:, k], scores[:, k]) for k in range(len(classes))]
+
+        def statistic(counts: np.ndarray) -> np.ndarray:
+            aucs = np.stack([auc(counts) for auc in per_class], axis=1)
+            if name == "roc_auc_ovr":
+                return aucs.mean(axis=1)
+            prevalence = counts @ hot.astype(np.float64)
+            return _divide((aucs * prevalence).sum(axis=1), prevalence.sum(axis=1))
+
+        return statistic
+    return None
 
 
 def scores_metric(name: str) -> Callable:

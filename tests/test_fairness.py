@@ -9,6 +9,7 @@ from fairlearn import metrics as flm
 
 from mlcheck.engine import evaluate
 from mlcheck.errors import PolicyError
+from mlcheck.stats import CELLS_METHOD, ROWS_METHOD
 
 from .conftest import EXAMPLES, REPO, binary_frame, eval_policy, fitted_logistic
 
@@ -349,3 +350,33 @@ def test_interval_options_without_resamples_are_load_errors(workspace):
     path.write_text(path.read_text().replace("resamples: 200", "resamples: 0"))
     with pytest.raises(PolicyError, match=r"gates on an interval, but `statistics\.resamples`"):
         evaluate(path)
+
+
+def test_group_intervals_record_their_method_and_share_the_draws(workspace):
+    frame = binary_frame(rows=3000)
+    workspace.frame("eval.csv", frame)
+    workspace.skops("model.skops", fitted_logistic(frame))
+    path = workspace.policy("""
+        mlcheck: 1
+        name: methods
+        model: {path: model.skops, task: binary_classification, features: [x1, x2]}
+        data: {target: y, datasets: {eval: eval.csv}}
+        statistics: {resamples: 300}
+        fairness:
+          sensitive: [group]
+          rules:
+            - {metric: recall, min: 0.5}
+            - {metric: true_positive_rate, min: 0.5}
+            - {metric: equalized_odds_difference, max: 0.5}
+            - {metric: roc_auc, max_gap: 0.2}
+        """)
+    checks = by_id(evaluate(path))
+    recall, tpr = checks["fairness/recall[group]"], checks["fairness/true_positive_rate[group]"]
+    assert recall.interval["method"] == CELLS_METHOD
+    assert checks["fairness/equalized_odds_difference[group]"].interval["method"] == \
+        CELLS_METHOD
+    assert checks["fairness/roc_auc[group]"].interval["method"] == ROWS_METHOD
+    # recall (a label metric per group) and TPR (a group rate): the same cells, the same draws
+    assert recall.value == pytest.approx(tpr.value)
+    assert (recall.interval["low"], recall.interval["high"]) == pytest.approx(
+        (tpr.interval["low"], tpr.interval["high"]), rel=1e-12)

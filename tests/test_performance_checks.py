@@ -7,8 +7,12 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from mlcheck.engine import evaluate
+from mlcheck import stats
+from mlcheck.checks import groups
+from mlcheck.checks.performance import resampled_confusion
+from mlcheck.engine import Evaluation, evaluate
 from mlcheck.errors import InputError, PolicyError
+from mlcheck.stats import CELLS_METHOD, ROWS_METHOD
 
 from .conftest import (
     BINARY_POLICY,
@@ -529,3 +533,67 @@ def test_delong_intervals_in_a_policy(workspace):
                        frame=frame)
     with pytest.raises(PolicyError, match="`interval: delong` is for roc_auc"):
         evaluate(bad)
+
+
+def test_interval_methods_are_recorded(workspace):
+    path = write_binary(workspace, "    - {metric: accuracy, min: 0.5, by: [group]}\n"
+                        "    - {metric: roc_auc, min: 0.5}\n    - {metric: log_loss, max: 1}\n")
+    checks = by_id(evaluate(path))
+    assert checks["performance/accuracy[group=a]"].interval["method"] == CELLS_METHOD
+    assert checks["performance/roc_auc"].interval["method"] == ROWS_METHOD
+    assert checks["performance/log_loss"].interval["method"] == ROWS_METHOD
+
+
+def test_count_based_intervals_of_checks_and_models_come_from_one_draw(workspace):
+    frame = binary_frame(rows=500)
+    workspace.skops("weak.skops", fitted_logistic(frame.assign(x1=0.0)))
+    path = write_binary(workspace, "    - {metric: accuracy, min: 0.5, by: [group]}\n"
+                        "    - {metric: recall, baseline: {max_drop: 0.1}}\n",
+                        extra_model="\n  baseline: weak.skops", frame=frame)
+    evaluation = Evaluation(path)
+    context = evaluation.context
+    whole = resampled_confusion(context, "candidate", "eval")[:, 0]
+    by_group = resampled_confusion(context, "candidate", "eval",
+                                   groups(context, "eval", ("group",)).codes, 2)
+    baseline = resampled_confusion(context, "baseline", "eval")[:, 0]
+    assert whole.shape == (1000, 2, 2)
+    assert np.array_equal(by_group.sum(axis=1), whole)  # slices add up, resample by resample
+    # the same resampled rows for both models: the same actual positives and negatives
+    assert np.array_equal(baseline.sum(axis=2), whole.sum(axis=2))
+    assert not np.array_equal(baseline, whole)
+    checks = [evaluation.run(check) for check in evaluation.checks]
+    assert all(c.verdict != "error" and c.interval["method"] == CELLS_METHOD for c in checks)
+
+
+def test_intervals_are_the_same_whether_draws_are_kept_or_drawn_again(workspace, monkeypatch):
+    frame = binary_frame(rows=400)
+    workspace.skops("weak.skops", fitted_logistic(frame.assign(x1=0.0)))
+    path = write_binary(workspace, "    - {metric: accuracy, min: 0.5, by: [group]}\n"
+                        "    - {metric: roc_auc, baseline: {max_drop: 0.5}, by: [group]}\n",
+                        extra_model="\n  baseline: weak.skops", frame=frame)
+    kept = {c.id: c.interval for c in evaluate(path).checks}
+    monkeypatch.setattr(stats, "KEEP", 0)
+    monkeypatch.setattr(stats, "ROW_BLOCK", 400 * 1000)  # the same blocks, none kept
+    assert {c.id: c.interval for c in evaluate(path).checks} == kept
+
+
+def test_a_baseline_that_raises_leaves_the_candidate_intervals_alone(workspace):
+    frame = binary_frame()
+    workspace.write("broken_baseline.py", """
+        class Broken:
+            classes_ = [0, 1]
+            def predict(self, X):
+                raise RuntimeError("baseline store unavailable")
+            predict_proba = predict
+
+        def build():
+            return Broken()
+        """)
+    rules = "    - {metric: accuracy, min: 0.5, baseline: {max_drop: 0.1}}\n"
+    path = write_binary(workspace, rules, frame=frame,
+                        extra_model="\n  baseline: {factory: broken_baseline:build}")
+    checks = by_id(evaluate(path))
+    assert checks["performance/accuracy"].verdict == "pass"
+    assert checks["performance/accuracy"].interval["method"] == CELLS_METHOD
+    vs = checks["performance/accuracy/vs_baseline"]
+    assert vs.verdict == "error" and "baseline store unavailable" in vs.message

@@ -5,10 +5,12 @@ an intersection lists its columns, `fairness/recall[sex,race]`, with groups such
 `Female×Black`.
 
 Group rates (selection rate, TPR, FPR, …) come from one grouped count of
-(group, truth, prediction) per dataset, and per resample from one sparse product with
-the shared bootstrap counts; fairlearn's MetricFrame would take seconds per rule on large
-data (benchmarks/fairness_counts.py). Other per-group metrics (ROC AUC, MAE, …) are
-computed with fairlearn's MetricFrame. fairlearn is the oracle for both in the tests.
+(group, truth, prediction) per dataset, and per resample from the run's shared cell draws
+(resamples x cells, never resamples x rows); fairlearn's MetricFrame would take seconds
+per rule on large data (benchmarks/fairness_counts.py). Other per-group metrics are
+computed with fairlearn's MetricFrame, and resampled from the same cell draws (label
+metrics: accuracy, F1, …) or from per-row counts in blocks (ROC AUC, MAE, …). fairlearn
+is the oracle for both in the tests.
 """
 
 from __future__ import annotations
@@ -28,11 +30,18 @@ from mlcheck.checks import (
     interval_text,
     judge,
 )
+from mlcheck.checks.performance import resampled_confusion, row_statistic
 from mlcheck.context import Context
 from mlcheck.errors import CheckError
-from mlcheck.metrics import DISPARITIES, METRICS, RATES, rates_from_counts
+from mlcheck.metrics import DISPARITIES, METRICS, RATES, REGRESSION, rates_from_counts
 from mlcheck.policy import FairnessRule, FairnessSpec, Policy
-from mlcheck.stats import Interval, over_chunks, percentile_interval
+from mlcheck.stats import (
+    CELLS_METHOD,
+    ROWS_METHOD,
+    Interval,
+    confusion_metric,
+    percentile_interval,
+)
 
 
 def compile_checks(policy: Policy, context: Context) -> list[Check]:
@@ -43,6 +52,8 @@ def compile_checks(policy: Policy, context: Context) -> list[Check]:
     for index, rule in enumerate(spec.rules):
         for feature in rule.sensitive or spec.sensitive:
             columns = (feature,) if isinstance(feature, str) else tuple(feature)
+            if context.task != REGRESSION:  # group rates and label metrics: cell draws
+                context.need_cells(spec.dataset, ("candidate",), columns)
             checks.append(Check(
                 id=f"fairness/{rule.id or rule.metric}[{','.join(columns)}]",
                 family="fairness",
@@ -56,14 +67,16 @@ def compile_checks(policy: Policy, context: Context) -> list[Check]:
 
 
 class GroupValues:
-    """A metric per group: point values (G,) and per-resample values (B x G) or None."""
+    """A metric per group: point values (G,) and per-resample values (B x G) or None, and
+    how the resamples were drawn."""
 
-    def __init__(self, point: np.ndarray, samples: np.ndarray | None) -> None:
-        self.point, self.samples = point, samples
+    def __init__(self, point: np.ndarray, samples: np.ndarray | None,
+                 method: str = CELLS_METHOD) -> None:
+        self.point, self.samples, self.method = point, samples, method
 
 
 def group_rates(context: Context, dataset: str, found: Groups) -> dict[str, GroupValues]:
-    """Every rate per group, from one grouped count (and one product per resample block)."""
+    """Every rate per group, from one grouped count (and the resampled cell counts)."""
 
     def build() -> dict[str, GroupValues]:
         truth = context.truth(dataset).values
@@ -71,16 +84,10 @@ def group_rates(context: Context, dataset: str, found: Groups) -> dict[str, Grou
         cells = found.codes * 4 + truth.astype(int) * 2 + predicted.astype(int)
         n_cells = 4 * len(found.labels)
         point = np.bincount(cells, minlength=n_cells).reshape(-1, 4).astype(float)
-        counts = context.bootstrap_counts(dataset)
         samples = None
-        if counts is not None:
-            from scipy import sparse
-
-            indicator = sparse.csr_matrix((np.ones(len(cells), np.float32),
-                                           (np.arange(len(cells)), cells)),
-                                          shape=(len(cells), n_cells))
-            samples = over_chunks(counts, lambda w: (indicator.T @ w.T).T).reshape(
-                counts.shape[0], -1, 4).astype(np.float64)
+        if context.policy.statistics.resamples:
+            samples = resampled_confusion(context, "candidate", dataset, found.codes,
+                                          len(found.labels)).reshape(-1, len(found.labels), 4)
         # cells per group: [tn, fp, fn, tp] (index truth * 2 + prediction)
         point_rates = rates_from_counts(point[:, 3], point[:, 1], point[:, 2], point[:, 0])
         sample_rates = rates_from_counts(samples[..., 3], samples[..., 1], samples[..., 2],
@@ -113,13 +120,19 @@ def _group_metric(context: Context, dataset: str, found: Groups, name: str) -> G
         except ValueError as exc:
             raise CheckError(f"{name} cannot be computed for every group: {exc}") from None
         point = frame.by_group.reindex(range(len(found.labels))).to_numpy(dtype=float)
-        counts = context.bootstrap_counts(dataset)
-        samples = None
-        if counts is not None:
-            samples = np.stack([
-                metric.resample(truth[rows], output[rows], classes, counts[:, rows])
-                for rows in (found.codes == g for g in range(len(found.labels)))], axis=1)
-    return GroupValues(point, samples)
+    if not context.policy.statistics.resamples:
+        return GroupValues(point, None)
+    if metric.needs == "labels":
+        confusion = resampled_confusion(context, "candidate", dataset, found.codes,
+                                        len(found.labels))
+        return GroupValues(point, confusion_metric(name, confusion, len(classes)))
+    members = [np.flatnonzero(found.codes == g) for g in range(len(found.labels))]
+    statistics = [row_statistic(metric, truth[rows], output[rows], classes)
+                  for rows in members]
+    samples = context.row_bootstrap(dataset).apply(lambda counts: np.stack(
+        [statistic(counts[:, rows]) for statistic, rows in zip(statistics, members,
+                                                                 strict=True)], axis=1))
+    return GroupValues(point, samples, ROWS_METHOD)
 
 
 def _values(rule: FairnessRule, context: Context, dataset: str, found: Groups,
@@ -141,6 +154,7 @@ class Side:
     low: float | None
     high: float | None
     set_by: str
+    method: str = CELLS_METHOD  # how the resamples were drawn
 
 
 class Undefined(Exception):
@@ -174,7 +188,7 @@ def _fairness_check(rule: FairnessRule, spec: FairnessSpec, columns: tuple[str, 
                            evidence, inconclusive=str(exc))
         judged = []
         for side in sides:
-            interval = percentile_interval(side.samples, confidence) \
+            interval = percentile_interval(side.samples, confidence, side.method) \
                 if side.samples is not None else None
             ok, gated = judge(side.value, interval, side.low, side.high, rule.gate_on)
             confident_fail = interval is not None and (
@@ -232,7 +246,8 @@ def _sides(rule: FairnessRule, context: Context, dataset: str, found: Groups) ->
         keep = [g for g in range(len(labels)) if g != ref]
         values = GroupValues(values.point[keep] / values.point[ref],
                              None if values.samples is None else _safe_ratio(
-                                 values.samples[:, keep], values.samples[:, [ref]]))
+                                 values.samples[:, keep], values.samples[:, [ref]]),
+                             values.method)
         labels = [labels[g] for g in keep]
         what = f"ratio of {rule.metric} to {rule.reference}"
     high, low = int(np.argmax(values.point)), int(np.argmin(values.point))
@@ -241,16 +256,16 @@ def _sides(rule: FairnessRule, context: Context, dataset: str, found: Groups) ->
         return [Side(f"gap in {what} between groups",
                      float(values.point[high] - values.point[low]),
                      None if samples is None else samples.max(axis=1) - samples.min(axis=1),
-                     None, rule.max_gap, f"{labels[high]} vs {labels[low]}")]
+                     None, rule.max_gap, f"{labels[high]} vs {labels[low]}", values.method)]
     sides = []
     if rule.min is not None:
         sides.append(Side(f"lowest {what}", float(values.point[low]),
                           None if samples is None else samples.min(axis=1),
-                          rule.min, None, labels[low]))
+                          rule.min, None, labels[low], values.method))
     if rule.max is not None:
         sides.append(Side(f"highest {what}", float(values.point[high]),
                           None if samples is None else samples.max(axis=1),
-                          None, rule.max, labels[high]))
+                          None, rule.max, labels[high], values.method))
     return sides
 
 

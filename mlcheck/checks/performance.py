@@ -2,6 +2,12 @@
 
 Ids: `performance/<metric>` for the whole dataset, `performance/<metric>[col=value,…]`
 per slice (`by:`), and `performance/<metric>/vs_baseline` for champion comparison.
+
+Values come from scikit-learn. Intervals: label metrics are functions of confusion counts,
+resampled from the run's shared cell draws (`Context.cell_bootstrap`); score and
+regression metrics read every row, resampled from per-row counts drawn in blocks
+(`Context.row_bootstrap`). Within each kind, every check and model sees the same
+resamples.
 """
 
 from __future__ import annotations
@@ -24,7 +30,15 @@ from mlcheck.context import Context
 from mlcheck.errors import CheckError
 from mlcheck.metrics import METRICS, Metric
 from mlcheck.policy import PerformanceRule, PerformanceSpec, Policy
-from mlcheck.stats import delong_interval, percentile_interval
+from mlcheck.stats import (
+    CELLS_METHOD,
+    ROWS_METHOD,
+    confusion_metric,
+    delong_interval,
+    label_codes,
+    percentile_interval,
+    score_statistic,
+)
 
 Rows = np.ndarray | None  # row positions of a slice; None = all rows
 
@@ -38,6 +52,9 @@ def compile_checks(policy: Policy, context: Context) -> list[Check]:
         location = policy.origin.locate("performance", "rules", index)
         severity = rule.severity or spec.severity
         name = rule.id or rule.metric
+        if METRICS[rule.metric].needs == "labels":  # resampled from the shared cell draws
+            context.need_cells(spec.dataset, ("candidate", "baseline") if rule.baseline
+                               else ("candidate",), rule.by)
         for suffix, rows in _slices(rule, context, spec.dataset):
             if rule.min is not None or rule.max is not None:
                 checks.append(Check(
@@ -117,17 +134,64 @@ def measure(metric: Metric, context: Context, role: str, dataset: str, rows: Row
     return value
 
 
-def resampled(metric: Metric, context: Context, role: str, dataset: str,
-              rows: Rows) -> np.ndarray | None:
-    """The metric on each bootstrap resample (shared by every check of the run), or None
-    when intervals are off."""
-    counts = context.bootstrap_counts(dataset)
-    if counts is None:
+def resampled(metric: Metric, context: Context, roles: tuple[str, ...], dataset: str,
+              rows: Rows) -> tuple[list[np.ndarray], str] | None:
+    """The metric of each model (`roles`) on every resample, and how the resamples were
+    drawn; None when intervals are off. Checks and models see the same resamples, so a
+    difference between models is paired."""
+    if context.policy.statistics.resamples == 0:
         return None
-    truth, output = _inputs(metric, context, role, dataset, rows)
-    if rows is not None:
-        counts = counts[:, rows]
-    return metric.resample(truth, output, context.classes(dataset), counts)
+    classes = context.classes(dataset)
+    if metric.needs == "labels":
+        group = None
+        if rows is not None:  # group 0: the slice; 1: left out
+            group = np.ones(len(context.frame(dataset)), dtype=np.int64)
+            group[rows] = 0
+        return [confusion_metric(metric.name, resampled_confusion(context, role, dataset,
+                                                                  group)[:, 0], len(classes))
+                for role in roles], CELLS_METHOD
+    statistics = [row_statistic(metric, *_inputs(metric, context, role, dataset, rows),
+                                classes) for role in roles]
+    values = context.row_bootstrap(dataset).apply(
+        lambda counts: np.stack([statistic(counts) for statistic in statistics], axis=1),
+        None if rows is None else rows)
+    return list(values.T), ROWS_METHOD
+
+
+def resampled_confusion(context: Context, role: str, dataset: str,
+                        group: np.ndarray | None = None, groups: int = 1) -> np.ndarray:
+    """(resamples x groups x labels x labels) confusion counts [truth, prediction] of a
+    model, per group (`group[i] == groups` leaves row i out), from the run's cell draws.
+    Labels are coded as `label_codes` codes them (binary: False, True)."""
+    truth, predicted, labels = _codes(context, role, dataset)
+    key = truth * labels + predicted
+    if group is not None:
+        key = np.where(group < groups, group * labels * labels + key, groups * labels * labels)
+    draws = context.cell_bootstrap(dataset)
+    return draws.counts(key, groups * labels * labels).reshape(-1, groups, labels, labels)
+
+
+def _codes(context: Context, role: str, dataset: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Truth and a model's predicted labels as codes (the task's classes first), and how
+    many labels there are; once per run."""
+
+    def build() -> tuple[np.ndarray, np.ndarray, int]:
+        truth, predicted = context.truth(dataset).values, context.labels(role, dataset)
+        if truth.dtype == bool:
+            return truth.astype(np.int64), predicted.astype(np.int64), 2
+        (truth, predicted), labels = label_codes(context.classes(dataset), truth, predicted)
+        return truth, predicted, labels
+
+    return context.memo(("label-codes", role, dataset), build)
+
+
+def row_statistic(metric: Metric, truth: np.ndarray, output: np.ndarray,
+                  classes: tuple | None) -> Callable[[np.ndarray], np.ndarray]:
+    """The metric on a (block x rows) matrix of resample counts: with the rows sorted once
+    where the metric sorts (ROC AUC, average precision), else its weighted form."""
+    presorted = score_statistic(metric.name, truth, output, classes) \
+        if metric.needs == "scores" else None
+    return presorted or (lambda counts: metric.resample(truth, output, classes, counts))
 
 
 def _bounds_check(rule: PerformanceRule, spec: PerformanceSpec, dataset: str,
@@ -150,8 +214,8 @@ def _bounds_check(rule: PerformanceRule, spec: PerformanceSpec, dataset: str,
             interval = delong_interval(*_inputs(metric, context, "candidate", dataset, rows),
                                        confidence)
         else:
-            samples = resampled(metric, context, "candidate", dataset, rows)
-            interval = percentile_interval(samples, confidence) if samples is not None \
+            found = resampled(metric, context, ("candidate",), dataset, rows)
+            interval = percentile_interval(found[0][0], confidence, found[1]) if found \
                 else None
         passed, gated = judge(value, interval, rule.min, rule.max, rule.gate_on)
         relation = "satisfies" if passed else "violates"
@@ -188,17 +252,15 @@ def _baseline_check(rule: PerformanceRule, spec: PerformanceSpec, dataset: str,
         sign = 1 if metric.higher_is_better else -1  # improvement > 0: the candidate is better
         improvement = sign * (candidate - baseline)
         interval = None
-        cand_samples = None if rule.interval == "delong" else resampled(
-            metric, context, "candidate", dataset, rows)
+        confidence = context.policy.statistics.confidence
         if rule.interval == "delong":  # paired DeLong interval of the AUC difference
             truth, cand = _inputs(metric, context, "candidate", dataset, rows)
-            interval = delong_interval(truth, cand, context.policy.statistics.confidence,
-                                       baseline=_inputs(metric, context, "baseline", dataset,
-                                                        rows)[1])
-        elif cand_samples is not None:
-            base_samples = resampled(metric, context, "baseline", dataset, rows)
-            interval = percentile_interval(sign * (cand_samples - base_samples),
-                                           context.policy.statistics.confidence)
+            interval = delong_interval(truth, cand, confidence, baseline=_inputs(
+                metric, context, "baseline", dataset, rows)[1])
+        elif found := resampled(metric, context, ("candidate", "baseline"), dataset, rows):
+            (cand_samples, base_samples), method = found
+            interval = percentile_interval(sign * (cand_samples - base_samples), confidence,
+                                           method)
         passed, gated = judge(improvement, interval, floor, None, margin.gate_on)
         message = (f"{rule.metric}: candidate {candidate:.4f} vs baseline {baseline:.4f}, "
                    f"improvement {improvement:+.4f}{interval_text(interval)}; {gated} "
