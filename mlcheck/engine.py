@@ -35,7 +35,8 @@ FAMILIES = {"schema": schema.compile_checks, "performance": performance.compile_
 RECORDED_PACKAGES = ("numpy", "pandas", "scikit-learn", "pandera", "pydantic", "skops",
                      "pyarrow", "scipy", "shap", "hypothesis")
 
-Progress = Callable[[CheckResult, int, int], None]  # (result, checks done, checks in all)
+# Called as each check starts (result None) and as it ends: (check, result, done, in all).
+Progress = Callable[[Check, "CheckResult | None", int, int], None]
 
 
 def compile_checks(policy: Policy, context: Context) -> list[Check]:
@@ -197,10 +198,13 @@ def evaluate(policy: Policy | str | Path, *, trust_model: bool = False,
 
     `model_timeout` (seconds per model call) overrides the policy's `model.timeout`."""
     evaluation = Evaluation(policy, trust_model=trust_model, model_timeout=model_timeout)
-    for done, check in enumerate(evaluation.checks, 1):
+    total = len(evaluation.checks)
+    for done, check in enumerate(evaluation.checks):
+        if progress:  # before, too: a display names the check running now
+            progress(check, None, done, total)
         result = evaluation.run(check)
         if progress:
-            progress(result, done, len(evaluation.checks))
+            progress(check, result, done + 1, total)
     return evaluation.record()
 
 

@@ -11,10 +11,11 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy and the statistics load when a metric is computed, so that
+    import numpy as np  # loading a policy (`mlcheck validate`) does not pay for them
 
-from mlcheck import stats
 
 
 class _LazyMetrics:
@@ -56,6 +57,8 @@ class Metric:
                  counts: np.ndarray) -> np.ndarray:
         """The metric on every bootstrap resample (rows of `counts`): vectorised where a
         weighted form exists, else one call per resample."""
+        from mlcheck import stats
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if self.name in _NO_WEIGHTED_FORM:
@@ -68,6 +71,8 @@ class Metric:
     def weighted(self, truth: np.ndarray, output: np.ndarray, classes: Sequence | None,
                  weights: np.ndarray) -> np.ndarray:
         """The metric under each row of sample weights (bootstrap counts), vectorised."""
+        from mlcheck import stats
+
         if REGRESSION in self.tasks:
             return stats.regression_metric(self.name)(truth, output, classes, weights)
         if self.needs == "scores":
@@ -211,6 +216,8 @@ DISPARITIES: dict[str, tuple[tuple[str, ...], str]] = {
 
 def rates_from_counts(tp, fp, fn, tn) -> dict[str, np.ndarray]:
     """Every group rate from confusion counts (arrays of any shape)."""
+    import numpy as np
+
     with np.errstate(divide="ignore", invalid="ignore"):
         total, positives, negatives = tp + fp + fn + tn, tp + fn, fp + tn
         return {

@@ -63,25 +63,67 @@ class Spec(BaseModel):
 
 
 def _path_shorthand(value: Any) -> Any:
-    """Allow `key: some/path` where `key: {path: some/path}` is meant."""
-    return {"path": value} if isinstance(value, str) else value
+    """Allow `key: some/path` where `key: {path: some/path}` is meant (`{uri: ...}` for an
+    MLflow model URI)."""
+    if isinstance(value, str):
+        return {"uri" if value.startswith(MODEL_URI_SCHEMES) else "path": value}
+    return value
+
+
+MODEL_URI_SCHEMES = ("models:/", "runs:/")
+MODEL_URI_FORMS = ("models:/NAME@ALIAS, models:/NAME/VERSION, models:/MODEL_ID or "
+                   "runs:/RUN_ID/PATH")
+_MODEL_URI = re.compile(r"^models:/[^/@]+(@[\w-]+|/\d+)?$|^runs:/[0-9A-Za-z]+/\S+$")
+
+
+def _model_uri(value: str | None) -> str | None:
+    """An MLflow model URI that names one model: a stage or `latest` is not pinned."""
+    if value is None or _MODEL_URI.match(value):
+        return value
+    if re.match(r"^models:/[^/@]+/[^/]+$", value):
+        raise ValueError(f"{value!r} names a stage or 'latest', which moves without notice; "
+                         "name an alias (models:/NAME@ALIAS) or a version (models:/NAME/3)")
+    raise ValueError(f"{value!r} is not an MLflow model URI; use {MODEL_URI_FORMS}")
+
+
+def _no_secret(value: str | None) -> str | None:
+    """A tracking or registry URI in a policy (which is committed and recorded) must hold
+    no credentials: those belong in the environment, where MLflow reads them."""
+    if value is None:
+        return value
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(value)
+    secret = [k for k, _ in parse_qsl(parts.query)
+              if re.search(r"pass|token|secret|key", k, re.I)]
+    if parts.password or secret:
+        raise ValueError("holds a credential; a policy is committed and recorded, so set "
+                         "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or "
+                         "MLFLOW_TRACKING_TOKEN in the environment instead")
+    return value
 
 
 class ModelSource(Spec):
     """Where predictions come from: a model file, a factory, or columns of the data."""
 
     path: str | None = Field(None, description="Model file (.skops; .pkl/.joblib need trust).")
+    uri: str | None = Field(
+        None, description="MLflow model: models:/NAME@ALIAS, models:/NAME/VERSION, "
+        "models:/MODEL_ID or runs:/RUN_ID/PATH (needs the `mlflow` extra).")
     factory: str | None = Field(
         None,
         pattern=r"^([A-Za-z_][\w.]*|[^:]+\.py):[A-Za-z_]\w*$",
         description="`package.module:function` or `path/to/file.py:function` returning a "
         "fitted model.",
     )
-    sha256: Sha256 | None = Field(None, description="Expected SHA-256 of the model file.")
+    sha256: Sha256 | None = Field(None, description="Expected SHA-256 of the model file "
+                                  "(for a `uri`: the digest of its artifact files).")
     trust: bool = Field(False, description="Allow pickle/joblib files to be unpickled.")
     trusted_types: tuple[str, ...] = Field(
         (), description="Types a .skops file may contain beyond skops' defaults."
     )
+
+    _uri = field_validator("uri")(lambda cls, v: _model_uri(v))
     predictions: str | None = Field(None, description="Black box: column of predicted labels.")
     scores: str | dict[str, str] | None = Field(
         None,
@@ -96,22 +138,27 @@ class ModelSource(Spec):
     def _one_source(self) -> ModelSource:
         sources = [
             name for name, given in (
-                ("path", self.path), ("factory", self.factory),
+                ("path", self.path), ("uri", self.uri), ("factory", self.factory),
                 ("predictions/scores", self.predictions or self.scores),
             ) if given
         ]
         if len(sources) != 1:
             raise ValueError(
-                "give exactly one of `path`, `factory`, or black-box `predictions`/`scores`"
-                + (f" (found {', '.join(sources)})" if sources else "")
+                "give exactly one of `path`, `uri`, `factory`, or black-box "
+                "`predictions`/`scores`" + (f" (found {', '.join(sources)})" if sources else "")
             )
+        if (self.path or "").startswith(MODEL_URI_SCHEMES):
+            raise ValueError(f"`path` names a file; write the MLflow model URI {self.path!r} "
+                             "under `uri`")
         if self.predictions and self.threshold is not None:
             raise ValueError("give `predictions` or a `threshold` on `scores`, not both: "
                              "they are two answers to which label was predicted")
-        if self.sha256 and not self.path:
-            raise ValueError("`sha256` pins a model file; it needs `path`")
-        if self.trusted_types and not (self.path or "").endswith(".skops"):
-            raise ValueError("`trusted_types` applies to .skops files only")
+        if self.sha256 and not (self.path or self.uri):
+            raise ValueError("`sha256` pins a model file or an MLflow model; it needs `path` "
+                             "or `uri`")
+        if self.trusted_types and not ((self.path or "").endswith(".skops") or self.uri):
+            raise ValueError("`trusted_types` applies to .skops files (and MLflow models "
+                             "saved with skops) only")
         return self
 
     @property
@@ -132,8 +179,23 @@ class ModelSpec(ModelSource):
         None, gt=0, description="Longest time one call of the model (or the baseline) may "
         "take, in seconds; a call that takes longer is the error of the checks that need it.")
     baseline: ModelSource | None = Field(None, description="The champion model, same keys.")
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking server for `uri` models and --promote (default: "
+        "MLFLOW_TRACKING_URI). No credentials: MLflow reads those from the environment.")
+    registry_uri: str | None = Field(
+        None, description="MLflow model registry, when it is not the tracking server "
+        "(default: MLFLOW_REGISTRY_URI, else the tracking URI).")
 
     _shorthand = field_validator("baseline", mode="before")(lambda cls, v: _path_shorthand(v))
+    _secrets = field_validator("tracking_uri", "registry_uri")(lambda cls, v: _no_secret(v))
+
+
+class SampleSpec(Spec):
+    """An exploratory run on a seeded sample of a dataset's rows; never the default."""
+
+    rows: int = Field(ge=1, description="Rows kept (all of them when the file has fewer); "
+                      "stratified by the target in classification tasks.")
+    seed: int = Field(0, ge=0, description="Seed of the sample.")
 
 
 class DatasetSpec(Spec):
@@ -142,6 +204,8 @@ class DatasetSpec(Spec):
     path: str = Field(description="File path, relative to the policy file.")
     sha256: Sha256 | None = Field(None, description="Expected SHA-256 of the file.")
     format: Literal["csv", "parquet"] | None = Field(None, description="Default: from suffix.")
+    sample: SampleSpec | None = Field(None, description="Evaluate a seeded sample of the rows "
+                                      "(exploratory runs); the record and report say so.")
 
 
 class DataSpec(Spec):

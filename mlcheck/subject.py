@@ -14,6 +14,7 @@ import hashlib
 import importlib
 import io
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ class LoadedModel:
     artifact: Artifact | None  # the model file, or a factory's source file
     loaded_with: str  # how it was loaded and why it was trusted, for the record
     inputs: tuple[str, ...] | None = None  # columns passed to it; None: all but the target
+    registry: dict[str, Any] | None = None  # a `uri` model: digest, size, MLflow provenance
 
     def describe(self) -> dict[str, Any]:
         if self.estimator is None:
@@ -72,23 +74,32 @@ class LoadedModel:
             kind = {"kind": "estimator", "class": _class_name(self.estimator)}
             if self.source.factory:
                 kind["factory"] = self.source.factory
+            if self.source.uri:
+                kind["uri"] = self.source.uri
         if self.source.threshold is not None:
             kind["threshold"] = self.source.threshold
         kind["loaded_with"] = self.loaded_with
-        return {**kind, **(self.artifact.to_dict() if self.artifact else {})}
+        return {**kind, **(self.artifact.to_dict() if self.artifact else {}),
+                **(self.registry or {})}
 
 
 @dataclass(frozen=True)
 class LoadedDataset:
-    """A named dataset with its fingerprint."""
+    """A named dataset with its fingerprint: the columns the run reads, and its rows (a
+    seeded sample of them when the policy asks for one)."""
 
     name: str
     frame: pd.DataFrame
     artifact: Artifact
+    file_columns: int | None = None  # columns in the file; the frame holds those it needs
+    sample: dict[str, int] | None = None  # {rows, of, seed} when the rows are a sample
 
     def describe(self) -> dict[str, Any]:
-        return {**self.artifact.to_dict(), "rows": len(self.frame),
-                "columns": len(self.frame.columns)}
+        described = {**self.artifact.to_dict(), "rows": len(self.frame),
+                     "columns": self.file_columns or len(self.frame.columns)}
+        if self.sample is not None:
+            described["sample"] = self.sample
+        return described
 
 
 @dataclass(frozen=True)
@@ -128,9 +139,11 @@ class Subject:
 
 
 def load_subject(policy: Policy, *, trust_model: bool = False) -> Subject:
-    """Load and fingerprint the datasets and models a policy names."""
+    """Load and fingerprint the datasets and models a policy names. Every file is read
+    and checked against its pin first; the datasets are parsed after the models are
+    loaded, since the columns a model reads decide the columns read from them."""
     base = policy.base_dir
-    datasets = {}
+    files = {}
     for name, spec in policy.data.datasets.items():
         key = ("data", "datasets", name)
         path = base / spec.path
@@ -147,8 +160,7 @@ def load_subject(policy: Policy, *, trust_model: bool = False) -> Subject:
         artifact = Artifact(display_path(path), hashlib.sha256(content).hexdigest(),
                             len(content))
         _check_pin(artifact, spec.sha256, f"dataset '{name}'", policy.origin.locate(*key, "sha256"))
-        frame = read_dataset(path, spec.format, name=name, content=content)
-        datasets[name] = LoadedDataset(name, frame, artifact)
+        files[name] = (path, content, artifact)
 
     model = baseline = None
     if policy.model is not None:
@@ -163,9 +175,156 @@ def load_subject(policy: Policy, *, trust_model: bool = False) -> Subject:
     if policy.drift and policy.drift.reference_profile:
         profile = load_profile(base / policy.drift.reference_profile,
                                policy.origin.locate("drift", "reference_profile"))
+    needs = needed_columns(policy, model, baseline)
+    datasets = {}
+    for name in policy.data.datasets:
+        path, content, artifact = files.pop(name)  # its bytes go once it is parsed
+        datasets[name] = _read_needed(policy, name, path, content, artifact, needs[name])
+        del content
     subject = Subject(model, baseline, datasets, profile=profile)
     _check_columns(policy, subject)
     return dataclasses.replace(subject, positive_label=_check_target(policy, subject))
+
+
+@dataclass
+class Needed:
+    """The columns a run reads from one dataset: every column, or those in `names` and,
+    when the file has them, those in `maybe`."""
+
+    every: bool = False
+    names: set[str] = dataclasses.field(default_factory=set)
+    maybe: set[str] = dataclasses.field(default_factory=set)
+
+    def add(self, columns: Iterable[str] | None) -> None:
+        """Columns the run needs (None: every column)."""
+        if columns is None:
+            self.every = True
+        else:
+            self.names.update(columns)
+
+    def select(self, names: list[str]) -> list[str] | None:
+        """The file's columns to read, in file order; None for all of them, also when one
+        it needs is missing, so that the error lists every column as without projection."""
+        if self.every or not self.names or not self.names <= set(names):
+            return None
+        keep = self.names | self.maybe
+        return [n for n in names if n in keep]
+
+
+PREDICTION = "prediction"  # the column name drift's `prediction: true` uses (checks/drift.py)
+
+
+def needed_columns(policy: Policy, *models: LoadedModel | None) -> dict[str, Needed]:
+    """The columns each dataset is read for: the target, the models' inputs and black-box
+    columns, schema columns (every column with `strict`), slice and sensitive columns,
+    drift columns (every column for `all`), explained and robustness features. A model
+    whose inputs are not known (no `model.features`, no `feature_names_in_`) reads every
+    column. A dataset nothing names a column of is read whole."""
+    needs = {name: Needed() for name in policy.data.datasets}
+    none = Needed()  # a dataset name that is not a dataset (a drift profile's side)
+
+    def need(dataset: str) -> Needed:
+        return needs.get(dataset, none)
+
+    target = [policy.data.target] if policy.data.target else []
+    model_columns: set[str] | None = set()
+    for model in (m for m in models if m is not None):
+        source = model.source
+        scores = source.scores
+        model_columns.update(c for c in (source.predictions, *(
+            scores.values() if isinstance(scores, dict) else [scores])) if c)
+    for model in (m for m in models if m is not None and m.estimator is not None):
+        if not model.inputs:
+            model_columns = None  # every column but the target goes to it
+            break
+        model_columns.update(model.inputs)
+    if policy.schema_ is not None:
+        for dataset in policy.schema_.datasets or policy.data.datasets:
+            need(dataset).add(None if policy.schema_.strict else policy.schema_.columns)
+    if policy.performance is not None:
+        spec = policy.performance
+        need(spec.dataset).add([*target, *(c for rule in spec.rules for c in rule.by)])
+        need(spec.dataset).add(model_columns)
+    if policy.fairness is not None:
+        spec = policy.fairness
+        sensitive = [*spec.sensitive, *(s for rule in spec.rules for s in rule.sensitive or ())]
+        need(spec.dataset).add([*target, *(c for s in sensitive for c in (
+            [s] if isinstance(s, str) else s))])
+        need(spec.dataset).add(model_columns)
+    if policy.drift is not None:
+        spec = policy.drift
+        for dataset in (spec.reference, spec.current):
+            for rule in spec.rules:
+                need(dataset).add(None if rule.columns == "all" else
+                                  [*rule.columns, *rule.exclude])
+            if spec.target:  # a current batch may have no labels
+                need(dataset).maybe.update(target)
+            if spec.prediction:  # a data column of that name is an error: read it if there
+                need(dataset).add(model_columns)
+                need(dataset).maybe.add(PREDICTION)
+    for spec in (policy.explainability, policy.robustness):
+        if spec is not None:
+            need(spec.dataset).add([*target, *(c for rule in spec.rules
+                                               for c in rule.features or ())])
+            need(spec.dataset).add(model_columns)
+    for name, dataset in policy.data.datasets.items():
+        if dataset.sample is not None and _strata(policy):
+            needs[name].maybe.add(_strata(policy))
+    return needs
+
+
+def _strata(policy: Policy) -> str | None:
+    """The column a sample is stratified by: the target of a classification task."""
+    model = policy.model
+    return policy.data.target if model is not None and model.task != REGRESSION else None
+
+
+def _read_needed(policy: Policy, name: str, path: Path, content: bytes, artifact: Artifact,
+                 needed: Needed) -> LoadedDataset:
+    """Parse a dataset's columns the run needs, then keep a sample of its rows when the
+    policy asks for one."""
+    spec = policy.data.datasets[name]
+    file_columns: list[int] = []
+
+    def select(names: list[str]) -> list[str] | None:
+        chosen = needed.select(names)
+        if chosen is not None:
+            file_columns.append(len(names))
+        return chosen
+
+    frame = read_dataset(path, spec.format, name=name, content=content, select=select)
+    sample = None
+    if spec.sample is not None:
+        total = len(frame)
+        frame = sample_rows(frame, spec.sample.rows, spec.sample.seed, _strata(policy))
+        sample = {"rows": len(frame), "of": total, "seed": spec.sample.seed}
+    return LoadedDataset(name, frame, artifact, file_columns[0] if file_columns else None,
+                         sample)
+
+
+def sample_rows(frame: pd.DataFrame, rows: int, seed: int, strata: str | None = None
+                ) -> pd.DataFrame:
+    """`rows` rows drawn without replacement, kept in file order. With a `strata` column
+    each of its values keeps its share of the rows (rounded by largest remainder, ties
+    drawn at random), so a rare class is not lost to chance."""
+    import numpy as np
+
+    if rows >= len(frame):
+        return frame
+    rng = np.random.default_rng(seed)
+    if strata is None or strata not in frame.columns:
+        picked = rng.choice(len(frame), size=rows, replace=False)
+    else:
+        codes = pd.factorize(frame[strata], use_na_sentinel=False)[0]
+        counts = np.bincount(codes)
+        exact = counts * rows / len(frame)
+        quota = np.floor(exact).astype(np.int64)
+        by_remainder = np.lexsort((rng.random(len(counts)), quota - exact))
+        quota[by_remainder[:rows - int(quota.sum())]] += 1
+        members = np.split(np.argsort(codes, kind="stable"), np.cumsum(counts)[:-1])
+        picked = np.concatenate([rng.choice(m, size=q, replace=False)
+                                 for m, q in zip(members, quota, strict=True)])
+    return frame.take(np.sort(picked)).reset_index(drop=True)
 
 
 def _with_inputs(model: LoadedModel, features: tuple[str, ...] | None, *,
@@ -218,12 +377,16 @@ def load_profile(path: Path, where: Any = None) -> LoadedProfile:
 
 
 def read_dataset(path: Path, fmt: str | None = None, *, name: str = "dataset",
-                 content: bytes | None = None) -> pd.DataFrame:
+                 content: bytes | None = None,
+                 select: Callable[[list[str]], list[str] | None] | None = None
+                 ) -> pd.DataFrame:
     """Read a CSV (optionally gzip'd) or Parquet file into a DataFrame (from `content`,
     the file's bytes, when given), within the dataset limits of `mlcheck.inputs`: a
     .csv.gz is decompressed while it is parsed and stops at the byte limit, a Parquet
     file's size and rows are checked in its metadata first, and a column named twice is
-    refused (pandas would silently rename the copy `income.1`)."""
+    refused (pandas would silently rename the copy `income.1`). `select`, given the
+    file's column names, returns the ones to read (None: all); the others are never
+    decoded."""
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
     fmt = fmt or ("csv" if suffix in CSV_SUFFIXES else
                   "parquet" if suffix in PARQUET_SUFFIXES else None)
@@ -249,13 +412,16 @@ def read_dataset(path: Path, fmt: str | None = None, *, name: str = "dataset",
 
     try:
         if fmt == "parquet":
-            _check_parquet(content, what, max_rows)
-            frame = pd.read_parquet(io.BytesIO(content))
+            names = _check_parquet(content, what, max_rows)
+            columns = select(names) if select and names is not None else None
+            frame = pd.read_parquet(io.BytesIO(content), columns=columns)
         else:
             sep = "\t" if ".tsv" in suffix else ","
             header = pd.read_csv(stream(), sep=sep, header=None, nrows=1, dtype=str)
-            _check_unique(header.iloc[0].dropna().tolist() if len(header) else [], what)
-            frame = pd.read_csv(stream(), sep=sep, nrows=max_rows + 1)
+            names = header.iloc[0].dropna().tolist() if len(header) else []
+            _check_unique(names, what)
+            columns = select(names) if select else None
+            frame = pd.read_csv(stream(), sep=sep, nrows=max_rows + 1, usecols=columns)
     except InputError:
         raise
     except MemoryError:
@@ -281,22 +447,26 @@ def _check_unique(names: list[str], what: str) -> None:
                          "times in the header; every column needs its own name")
 
 
-def _check_parquet(content: bytes, what: str, max_rows: int) -> None:
+def _check_parquet(content: bytes, what: str, max_rows: int) -> list[str] | None:
     """Check a Parquet file's column names, rows and uncompressed size in its metadata,
-    before its data is decoded. An unreadable file is left to the reader."""
+    before its data is decoded; return its data columns (not a stored pandas index). An
+    unreadable file is left to the reader."""
     import pyarrow.parquet as pq
 
     try:
         meta = pq.ParquetFile(io.BytesIO(content)).metadata
-        names = meta.schema.to_arrow_schema().names
+        schema = meta.schema.to_arrow_schema()
+        names = schema.names
+        index = (schema.pandas_metadata or {}).get("index_columns", [])
     except Exception:  # not Parquet: pandas says why, in the caller's words
-        return
+        return None
     _check_unique(names, what)
     if meta.num_rows > max_rows:
         raise DATASET_ROWS.exceeded(what, f"has {meta.num_rows:,} rows")
     size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     if size > DATASET.value():
         raise DATASET.exceeded(what, f"holds {size:,} bytes uncompressed")
+    return [n for n in names if n not in index]
 
 
 def _load_model(source: ModelSource, role: str, base: Path, trust: bool, policy: Policy,
@@ -308,6 +478,10 @@ def _load_model(source: ModelSource, role: str, base: Path, trust: bool, policy:
         estimator, artifact = _call_factory(source.factory, base, role, where)
         _check_is_model(estimator, role, source.factory, where)
         return LoadedModel(role, source, estimator, artifact, "factory code (trusted as code)")
+    if source.uri:  # MLflow is imported only here, for a policy that names a model by URI
+        from mlcheck.registry import load
+
+        return load(source, role, trust, policy, key)
     path = base / source.path
     if not path.exists():
         raise InputError(f"{role} model: file not found: {display_path(path)}",
