@@ -196,8 +196,9 @@ def profile(
         _write({output: json.dumps(made, indent=1) + "\n"})
     except MlcheckError as exc:
         raise _fail(exc) from None
-    out.print(f"profile of {len(made['columns'])} columns, {made['rows']:,} rows: "
-              f"{escape(str(output))}", soft_wrap=True)
+    (err if output == STDOUT else out).print(  # `-o -`: the profile alone on stdout
+        f"profile of {len(made['columns'])} columns, {made['rows']:,} rows: "
+        f"{_safe(output)}", soft_wrap=True)
 
 
 @app.command()

@@ -57,6 +57,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write the HTML governance report of the session's policies to PATH")
     group.addoption("--mlcheck-trust-model", action="store_true",
                     help="trust pickle/joblib model files and unreviewed skops types")
+    group.addoption("--mlcheck-model-timeout", type=float, metavar="SECONDS",
+                    help="longest time one model call may take (overrides model.timeout)")
     group.addoption("--mlcheck-allow-partial", action="store_true",
                     help="exit 0 when some checks did not run (deselected, -x) and none that "
                          "ran blocks; the record still says partial, never passed")
@@ -166,7 +168,8 @@ class MlcheckSession:
 
             try:
                 self.evaluations[path] = Evaluation(
-                    path, trust_model=self.config.getoption("mlcheck_trust_model"))
+                    path, trust_model=self.config.getoption("mlcheck_trust_model"),
+                    model_timeout=self.config.getoption("mlcheck_model_timeout"))
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # MlcheckError, or a bug shown with its traceback

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -176,6 +177,26 @@ def normalise_record(data: Any) -> dict[str, Any]:
         return {**session_record(runs, missing), "created_at": data.get("created_at"),
                 **kept}
     return {**RunResult.from_dict(data).to_dict(), **kept}
+
+
+# C0 and C1 controls (ANSI escapes start with ESC or CSI), line and paragraph separators,
+# and the bidi marks and overrides that reorder what a terminal shows
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                      "\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def terminal_text(value: Any, limit: int = MAX_TEXT) -> str:
+    """Text a terminal shows as it is: control characters as visible escapes (`\\x1b`,
+    `\\u202e`), so data cannot move the cursor, erase a line or reorder one; and at most
+    `limit` characters of the original (with its length stated)."""
+    return CONTROL_CHARACTERS.sub(escape_control, clip(str(value), limit))
+
+
+def escape_control(found: re.Match) -> str:
+    char = found.group()
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100
+                                else f"\\u{ord(char):04x}")
 
 
 def clip(text: str, limit: int = MAX_TEXT) -> str:

@@ -184,3 +184,10 @@ def test_a_real_interrupt_stops_the_run_with_no_verdict(binary_workspace):
     assert process.returncode == 130, output
     assert "interrupted" in output
     assert not (root / "reports/tiny.json").exists()
+
+
+def test_a_profile_to_standard_output_is_the_profile_alone(binary_workspace):
+    result = runner.invoke(app, ["profile", "eval.csv", "-o", "-"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["mlcheck_profile"] == 1
+    assert "profile of" in result.stderr

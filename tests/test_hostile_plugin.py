@@ -417,3 +417,35 @@ def test_an_old_record_of_a_partial_run_renders_as_partial(tiny):
     assert_renderings_partial(renderings(tiny.path / "old.json"), ["performance/roc_auc"])
     del record["not_run"]  # older still: no `not_run` at all
     assert normalise_record(record)["verdict"] == "passed"
+
+
+def test_the_model_time_limit_applies_under_pytest(pytester):
+    from .conftest import binary_frame
+
+    binary_frame().to_csv(pytester.path / "eval.csv", index=False)
+    pytester.makepyfile(make="""
+import time
+import numpy as np
+
+class Slow:
+    classes_ = np.array([0, 1])
+    def predict(self, X):
+        time.sleep(30)
+    predict_proba = predict
+
+def build():
+    return Slow()
+""")
+    pytester.makefile(".yaml", policy="""
+mlcheck: 1
+name: slow
+model: {factory: make.py:build, task: binary_classification}
+data: {target: y, datasets: {eval: eval.csv}}
+performance:
+  rules:
+    - {metric: roc_auc, min: 0.5}
+""")
+    result = pytester.runpytest("--mlcheck", "--mlcheck-model-timeout", "0.3", "policy.yaml",
+                                "-p", "no:cacheprovider")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*time limit of 0.3 s*"])

@@ -243,3 +243,14 @@ def test_the_time_limit_holds_in_property_searches(workspace, rule):
     check = next(c for c in result.checks if c.family == "robustness")
     assert check.verdict == "error", check.message
     assert "time limit" in check.message
+
+
+def test_slice_values_in_check_ids_hold_no_control_characters(workspace):
+    frame = binary_frame()
+    frame["group"] = frame["group"].map({"a": "\x1b[2K\x1b[1APASSED", "b": "b" * 5000})
+    workspace.frame("eval.csv", frame)
+    workspace.skops("model.skops", fitted_logistic(frame))
+    path = workspace.policy(BINARY_POLICY)
+    ids = [c.id for c in evaluate(path).checks]
+    assert "performance/accuracy[group=\\x1b[2K\\x1b[1APASSED]" in ids
+    assert all("\x1b" not in i and len(i) < 200 for i in ids), ids

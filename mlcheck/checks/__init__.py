@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlcheck.errors import CheckError, Location
+from mlcheck.result import terminal_text
 from mlcheck.stats import Interval
 from mlcheck.subject import missing_column_message
 
@@ -137,11 +138,17 @@ def groups(context: Context, dataset: str, columns: tuple[str, ...]) -> Groups:
     return context.memo(("groups", dataset, columns), build)
 
 
+MAX_LABEL = 100  # characters of a group value in a check id (ids are shown everywhere)
+
+
 def label(value: object) -> str:
-    """A group or slice value as text: 1.0 (an integer column with gaps) reads as 1."""
+    """A group or slice value as text: 1.0 (an integer column with gaps) reads as 1.
+
+    The value becomes part of check ids (terminal lines, pytest node ids, report anchors),
+    so control characters are shown as escapes and a long value is cut."""
     value = value.item() if hasattr(value, "item") else value
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "<missing>"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    return terminal_text(value, MAX_LABEL)

@@ -14,29 +14,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mlcheck.result import MAX_TEXT, clip
+from mlcheck.result import (  # noqa: F401  (terminal_text: re-exported for renderers)
+    CONTROL_CHARACTERS,
+    MAX_TEXT,
+    clip,
+    escape_control,
+    terminal_text,
+)
 
 MAX_ROW_TEXT = 400  # a counterexample's row, cut to stay readable in a terminal
-
-# C0 and C1 controls (ANSI escapes start with ESC or CSI), line and paragraph separators,
-# and the bidi marks and overrides that reorder what a terminal shows
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
-                      "\u202a-\u202e\u2066-\u2069]")
-_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
-
-
-def terminal_text(value: Any, limit: int = MAX_TEXT) -> str:
-    """Text a terminal shows as it is: control characters as visible escapes (`\\x1b`,
-    `\\u202e`), so data cannot move the cursor, erase a line or reorder one; and at most
-    `limit` characters of the original (with its length stated)."""
-    return _CONTROL.sub(_escape, clip(str(value), limit))
-
-
-def _escape(found: re.Match) -> str:
-    char = found.group()
-    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100
-                                else f"\\u{ord(char):04x}")
-
 
 # Markdown: every character that can start markup becomes a numeric character reference
 # (CommonMark reads those as plain characters, never as structure), and a zero-width space
@@ -50,7 +36,7 @@ def markdown_text(value: Any, limit: int | None = None) -> str:
     """Text for a Markdown line or table cell that renders as the text itself: on one
     line, cut to `limit` characters, with no emphasis, code, link, image, HTML, mention,
     autolink or table cell boundary, whatever it holds."""
-    text = _CONTROL.sub(_escape, " ".join(str(value).split()))
+    text = CONTROL_CHARACTERS.sub(escape_control, " ".join(str(value).split()))
     text = clip(text, limit) if limit else text
     out = []
     for i, char in enumerate(text):
