@@ -5,6 +5,12 @@
     >>> result.verdict
     'blocked'
 
+In a notebook, pass fitted models and DataFrames in place of the policy's files, see the
+result inline, and write the sealed record and report as `mlcheck check` does:
+
+    >>> result = mlcheck.evaluate("policy.yaml", model=clf, datasets={"eval": df})
+    >>> result.save("reports/run.json", "reports/run.html")
+
 Names load lazily: the pytest plugin imports this package in every pytest run, and the
 engine (pandas, scikit-learn, pandera) is only loaded when it is used.
 """

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mlcheck import DISTRIBUTION
 from mlcheck.checks import (
@@ -143,10 +144,12 @@ class Evaluation:
     pytest plugin one item at a time (so deselected items cost nothing)."""
 
     def __init__(self, policy: Policy | str | Path, *, trust_model: bool = False,
-                 model_timeout: float | None = None) -> None:
+                 model_timeout: float | None = None, model: Any = None, baseline: Any = None,
+                 datasets: dict[str, Any] | None = None) -> None:
         started = time.perf_counter()
         self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
-        self.subject = load_subject(self.policy, trust_model=trust_model)
+        self.subject = load_subject(self.policy, trust_model=trust_model, model=model,
+                                    baseline=baseline, datasets=datasets)
         self.context = Context(self.policy, self.subject, model_timeout=model_timeout)
         self.checks = compile_checks(self.policy, self.context)
         self.load_s = time.perf_counter() - started
@@ -191,13 +194,18 @@ def build_record(header: dict, results: list[CheckResult]) -> RunResult:
     )
 
 
-def evaluate(policy: Policy | str | Path, *, trust_model: bool = False,
+def evaluate(policy: Policy | str | Path, *, model: Any = None, baseline: Any = None,
+             datasets: dict[str, Any] | None = None, trust_model: bool = False,
              progress: Progress | None = None, model_timeout: float | None = None
              ) -> RunResult:
     """Load what the policy names, run every check, and return the record.
 
+    From a notebook, pass objects in place of the policy's files: a fitted `model` and
+    `baseline`, and `datasets` as {name: DataFrame} for datasets the policy declares;
+    the record holds a digest of each (the policy's paths for them are not read).
     `model_timeout` (seconds per model call) overrides the policy's `model.timeout`."""
-    evaluation = Evaluation(policy, trust_model=trust_model, model_timeout=model_timeout)
+    evaluation = Evaluation(policy, trust_model=trust_model, model_timeout=model_timeout,
+                            model=model, baseline=baseline, datasets=datasets)
     total = len(evaluation.checks)
     for done, check in enumerate(evaluation.checks):
         if progress:  # before, too: a display names the check running now

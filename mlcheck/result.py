@@ -102,6 +102,66 @@ class RunResult:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
 
+    def save(self, record_path: str | Path, report_path: str | Path | None = None, *,
+             sign: str | Path | None = None, signer: str | None = None) -> dict[str, Any]:
+        """Write the sealed JSON record (signed with the Ed25519 key `sign` by `signer`
+        when given) and the HTML report, as `mlcheck check` writes them: both or neither,
+        never over a file the run read. Returns the sealed record; `mlcheck verify`
+        checks either file."""
+        from mlcheck.errors import MlcheckError
+        from mlcheck.integrity import seal
+        from mlcheck.outputs import check_output_paths, write_files
+        from mlcheck.report import render_html
+
+        if sign is not None and not signer:
+            raise MlcheckError('sign= needs signer="Name <email>": a signature names the '
+                               "responsible person")
+        paths = [Path(record_path), *([Path(report_path)] if report_path else [])]
+        check_output_paths(*paths, inputs=[*self._input_paths(),
+                                           *([Path(sign)] if sign else [])])
+        record = seal(self.to_dict(), Path(sign) if sign else None, signer)
+        texts = [json.dumps(record, indent=2, allow_nan=False) + "\n"]
+        if report_path:
+            texts.append(render_html(record))
+        write_files(dict(zip(paths, texts, strict=True)))
+        return record
+
+    def _input_paths(self) -> list[Path]:
+        """Files this run read, as the record names them (policy files, models, datasets)."""
+        named = [s.get("path") for s in self.policy.get("sources") or []]
+        named += [(self.subject.get(role) or {}).get("path") for role in ("model", "baseline")]
+        named += [d.get("path") for d in (self.subject.get("datasets") or {}).values()]
+        return [Path(p) for p in named if isinstance(p, str) and not p.startswith("<")]
+
+    def _repr_html_(self) -> str:
+        """Inline in Jupyter: the verdict, what blocked, and the verdicts per family."""
+        from html import escape
+
+        colour = {"passed": "#1a7f37", "blocked": "#cf222e"}.get(self.verdict, "#9a6700")
+        counts = ", ".join(f"{n} {v}" for v, n in self.counts().items() if n)
+        parts = [f'<div class="mlcheck-result" style="border:2px solid {colour};'
+                 'padding:.5em 1em;border-radius:6px">',
+                 f'<p><strong style="color:{colour}">mlcheck {escape(self.verdict.upper())}'
+                 f"</strong>: {escape(str(self.policy.get('name')))} ({escape(counts)} of "
+                 f"{len(self.checks)} checks)</p>"]
+        if self.not_run:
+            parts.append(f"<p>Partial: {len(self.not_run)} checks were not evaluated.</p>")
+        blocking = [c for c in self.checks if c.blocking]
+        if blocking:
+            parts.append("<p>Blocked by:</p><ul>" + "".join(
+                f"<li><code>{escape(c.id)}</code> ({escape(c.verdict)}): "
+                f"{escape(c.message)}</li>" for c in blocking) + "</ul>")
+        families = list(dict.fromkeys(c.family for c in self.checks))
+        shown = [v for v in VERDICTS if any(c.verdict == v for c in self.checks)]
+        rows = "".join(
+            f"<tr><th>{escape(f)}</th>" + "".join(
+                f"<td>{sum(c.family == f and c.verdict == v for c in self.checks) or ''}</td>"
+                for v in shown) + "</tr>" for f in families)
+        parts.append("<table><thead><tr><th>family</th>" + "".join(
+            f"<th>{escape(v)}</th>" for v in shown) + f"</tr></thead><tbody>{rows}"
+            "</tbody></table></div>")
+        return "".join(parts)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResult:
         version = data.get("record_version")

@@ -93,12 +93,15 @@ class LoadedDataset:
     artifact: Artifact
     file_columns: int | None = None  # columns in the file; the frame holds those it needs
     sample: dict[str, int] | None = None  # {rows, of, seed} when the rows are a sample
+    digest_method: str | None = None  # how an in-memory DataFrame's sha256 was computed
 
     def describe(self) -> dict[str, Any]:
         described = {**self.artifact.to_dict(), "rows": len(self.frame),
                      "columns": self.file_columns or len(self.frame.columns)}
         if self.sample is not None:
             described["sample"] = self.sample
+        if self.digest_method is not None:
+            described["digest_method"] = self.digest_method
         return described
 
 
@@ -138,13 +141,21 @@ class Subject:
         }
 
 
-def load_subject(policy: Policy, *, trust_model: bool = False) -> Subject:
+def load_subject(policy: Policy, *, trust_model: bool = False, model: Any = None,
+                 baseline: Any = None, datasets: dict[str, Any] | None = None) -> Subject:
     """Load and fingerprint the datasets and models a policy names. Every file is read
     and checked against its pin first; the datasets are parsed after the models are
-    loaded, since the columns a model reads decide the columns read from them."""
+    loaded, since the columns a model reads decide the columns read from them.
+
+    Objects passed in (a fitted `model` or `baseline`, DataFrames by dataset name) take
+    the place of what the policy names, whose files are then not read; each is recorded
+    with a content digest (see `in_memory_model`, `in_memory_dataset`)."""
+    given = _check_in_memory(policy, model, baseline, datasets or {})
     base = policy.base_dir
     files = {}
     for name, spec in policy.data.datasets.items():
+        if name in given:
+            continue
         key = ("data", "datasets", name)
         path = base / spec.path
         if not path.exists():
@@ -162,13 +173,16 @@ def load_subject(policy: Policy, *, trust_model: bool = False) -> Subject:
         _check_pin(artifact, spec.sha256, f"dataset '{name}'", policy.origin.locate(*key, "sha256"))
         files[name] = (path, content, artifact)
 
-    model = baseline = None
+    objects, model, baseline = (model, baseline), None, None
     if policy.model is not None:
         model = _with_inputs(
-            _load_model(policy.model, "candidate", base, trust_model, policy, ("model",)),
+            in_memory_model(objects[0], policy.model, "candidate") if objects[0] is not None
+            else _load_model(policy.model, "candidate", base, trust_model, policy, ("model",)),
             policy.model.features)
         if policy.model.baseline is not None:
             baseline = _with_inputs(
+                in_memory_model(objects[1], policy.model.baseline, "baseline")
+                if objects[1] is not None else
                 _load_model(policy.model.baseline, "baseline", base, trust_model, policy,
                             ("model", "baseline")), policy.model.features, own_first=True)
     profile = None
@@ -178,6 +192,9 @@ def load_subject(policy: Policy, *, trust_model: bool = False) -> Subject:
     needs = needed_columns(policy, model, baseline)
     datasets = {}
     for name in policy.data.datasets:
+        if name in given:
+            datasets[name] = in_memory_dataset(policy, name, given[name])
+            continue
         path, content, artifact = files.pop(name)  # its bytes go once it is parsed
         datasets[name] = _read_needed(policy, name, path, content, artifact, needs[name])
         del content
@@ -724,3 +741,89 @@ def _class_name(obj: Any) -> str:
     if cls.__name__ == "Pipeline" and hasattr(obj, "steps"):
         return f"Pipeline({', '.join(type(step).__name__ for _, step in obj.steps)})"
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+# ------------------------------------------------------------------ in-memory objects
+# `mlcheck.evaluate(policy, model=..., datasets={...})` from a notebook: the objects stand
+# in for the files the policy names, and the record keeps a digest of their content.
+
+IN_MEMORY = "<in memory>"  # the `path` recorded for an object passed in
+DATAFRAME_DIGEST = ("sha256 over the column names and dtypes (JSON) and "
+                    "pandas.util.hash_pandas_object(frame, index=False)")
+MODEL_DIGEST = "sha256 of pickle.dumps(model, protocol=5)"
+
+
+def _check_in_memory(policy: Policy, model: Any, baseline: Any,
+                     datasets: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """Objects passed in must fit the policy: a dataset name it declares, a model section
+    for a model, a baseline section for a baseline."""
+    for name, frame in datasets.items():
+        if name not in policy.data.datasets:
+            raise InputError(f"datasets={{{name!r}: ...}}: the policy declares no dataset "
+                             f"'{name}'{suggest(str(name), policy.data.datasets)}; it has "
+                             f"{', '.join(policy.data.datasets)}")
+        if not isinstance(frame, pd.DataFrame):
+            raise InputError(f"dataset '{name}': pass a pandas DataFrame, not "
+                             f"{type(frame).__name__}")
+        if policy.data.datasets[name].sha256:
+            raise InputError(f"dataset '{name}' is pinned by `sha256` in the policy; a "
+                             "DataFrame passed in cannot be checked against a file's pin, "
+                             "so pass none for it (or use a policy without the pin)")
+    for role, obj, section in (("model", model, policy.model),
+                               ("baseline", baseline, policy.model and policy.model.baseline)):
+        if obj is None:
+            continue
+        if section is None:
+            where = "`model`" if role == "model" else "`model.baseline`"
+            raise InputError(f"{role}= was passed, but the policy has no {where} section "
+                             "(it gives the task and the rules the model is judged by)")
+        if section.black_box:
+            raise InputError(f"{role}= was passed, but the policy's {role} reads prediction "
+                             "columns of the data (`predictions`/`scores`); remove them or "
+                             f"do not pass {role}=")
+        if section.sha256 or section.uri:
+            raise InputError(f"{role}= was passed, but the policy pins its {role} "
+                             "(`sha256` or `uri`); an object passed in cannot be checked "
+                             "against that, so use a policy without it")
+        _check_is_model(obj, "candidate" if role == "model" else role,
+                        "the object passed in", None)
+    return dict(datasets)
+
+
+def in_memory_model(estimator: Any, source: ModelSource, role: str) -> LoadedModel:
+    """A fitted model passed in, with the SHA-256 of its pickle bytes (no digest, said
+    so, when it cannot be pickled)."""
+    import pickle
+
+    try:
+        content = pickle.dumps(estimator, protocol=5)
+    except Exception as exc:  # e.g. a lambda inside a pipeline
+        how = f"in-memory object; not picklable ({type(exc).__name__}), so no digest"
+        return LoadedModel(role, source, estimator, None, how)
+    artifact = Artifact(IN_MEMORY, hashlib.sha256(content).hexdigest(), len(content))
+    return LoadedModel(role, source, estimator, artifact,
+                       f"in-memory object passed to mlcheck.evaluate; digest: {MODEL_DIGEST}")
+
+
+def in_memory_dataset(policy: Policy, name: str, frame: pd.DataFrame) -> LoadedDataset:
+    """A DataFrame passed in, checked like a file's rows, with a digest of its content."""
+    import json
+
+    _check_unique([str(c) for c in frame.columns], f"dataset '{name}'")
+    if frame.empty:
+        raise InputError(f"dataset '{name}' (the DataFrame passed in) has no rows")
+    header = json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode()
+    digest = hashlib.sha256(header)
+    try:
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    except TypeError as exc:  # e.g. lists in a cell: no content digest, so no run
+        raise InputError(f"dataset '{name}': cannot compute a digest of the DataFrame "
+                         f"passed in: {exc}") from None
+    artifact = Artifact(IN_MEMORY, digest.hexdigest(), int(frame.memory_usage(deep=True).sum()))
+    spec, sample = policy.data.datasets[name], None
+    if spec.sample is not None:
+        total = len(frame)
+        frame = sample_rows(frame, spec.sample.rows, spec.sample.seed, _strata(policy))
+        sample = {"rows": len(frame), "of": total, "seed": spec.sample.seed}
+    return LoadedDataset(name, frame.reset_index(drop=True), artifact, sample=sample,
+                         digest_method=DATAFRAME_DIGEST)

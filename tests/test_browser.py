@@ -93,24 +93,57 @@ class Browser:
 
 
 def test_the_example_report_in_chromium(example_evaluation, tmp_path):
+    """On screen: the verdict and the per-family summary on the first screen, its links
+    leading to the family sections, each family's passing checks in a closed <details>
+    (and every other check shown). Printed: every check id on paper."""
     from mlcheck.integrity import seal
 
     record = seal(example_evaluation.record().to_dict())
     page = tmp_path / "report.html"
     page.write_text(render_html(record), encoding="utf-8")
     browser = Browser(tmp_path / "profile")
+
+    def value(expression: str):
+        return browser.call("Runtime.evaluate", expression=expression,
+                            returnByValue=True)["result"]["value"]
+
     try:
         browser.open(page.as_uri())
-        text = browser.call("Runtime.evaluate", expression="document.body.innerText",
-                            returnByValue=True)["result"]["value"]
-        hidden = [c["id"] for c in record["checks"] if c["id"] not in text]
+        text = value("document.body.innerText")
+        links = value("""[...document.querySelectorAll('nav.summary a')].map(a => [
+            a.textContent, a.getAttribute('href'),
+            !!document.getElementById(a.getAttribute('href').slice(1))])""")
+        first_screen = value("""(() => {
+            const summary = document.querySelector('nav.summary');
+            const verdict = document.querySelector('section.banner');
+            return [verdict.getBoundingClientRect().top, verdict.innerText.split('\\n')[0],
+                    summary.getBoundingClientRect().bottom, window.innerHeight]; })()""")
+        collapsed = value("""[...document.querySelectorAll('details.passing')].map(d => [
+            d.closest('section').id, d.open, d.querySelectorAll('tr[id]').length])""")
         shot = browser.call("Page.captureScreenshot", format="png")["data"]
+        browser.call("Emulation.setEmulatedMedia", media="print")
+        printed = value("document.body.innerText")
         errors = browser.errors()
     finally:
         browser.close()
     assert "BLOCKED: promotion stopped" in text
     assert "75 pass, 2 fail, 7 warn, 1 inconclusive of 85 checks." in text
-    assert not hidden, f"check ids not visible: {hidden[:5]}"
+    families = list(dict.fromkeys(c["family"] for c in record["checks"]))
+    assert [href for _, href, _ in links] == [f"#family-{f}" for f in families]
+    assert all(found for _, _, found in links), links
+    top, verdict, summary_bottom, height = first_screen
+    assert verdict == "BLOCKED: promotion stopped"
+    assert top >= 0 and summary_bottom <= height, first_screen  # both on the first screen
+    passing = [c for c in record["checks"] if c["verdict"] == "pass"]
+    assert collapsed and all(not is_open for _, is_open, _ in collapsed)
+    assert sum(rows for _, _, rows in collapsed) == len(passing)
+    assert {section for section, _, _ in collapsed} == {
+        f"family-{c['family']}" for c in passing}
+    shown = [c["id"] for c in record["checks"] if c["verdict"] != "pass"]
+    assert all(i in text for i in shown), "a check that did not pass is hidden on screen"
+    assert any(c["id"] not in text for c in passing), "passing checks are not collapsed"
+    hidden = [c["id"] for c in record["checks"] if c["id"] not in printed]
+    assert not hidden, f"check ids not printed: {hidden[:5]}"
     assert not errors, errors
     image = base64.b64decode(shot)
     assert image.startswith(b"\x89PNG")

@@ -29,6 +29,8 @@ def _environment() -> Environment:
         {k: v for k, v in value.items() if k not in SHOWN_ONCE}, ensure_ascii=False,
         separators=(", ", ": "))
     env.filters["zip"] = lambda first, second: zip(first, second, strict=False)
+    env.filters["value_text"] = value_text
+    env.filters["bound_text"] = bound_text
     env.globals.update(metric_chart=metric_chart, bars_chart=bars_chart,
                        distribution_chart=distribution_chart)
     return env
@@ -72,11 +74,14 @@ def render_html(record: dict[str, Any], comparison: dict[str, Any] | None = None
 
 
 def _prepare(run: dict[str, Any], anchor_prefix: str) -> dict[str, Any]:
-    """A run with its checks grouped by family (policy order), failures first in each."""
+    """A run with its checks grouped by family (policy order), failures first in each,
+    and per family the count of each verdict (for the summary at the top)."""
     checks = sorted(run["checks"], key=lambda c: (_ORDER.get(c["verdict"], 9), c["id"]))
     families: dict[str, list] = {check["family"]: [] for check in run["checks"]}
     for check in checks:
         families[check["family"]].append(check)
+    summary = {family: {v: sum(c["verdict"] == v for c in members) for v in _ORDER}
+               for family, members in families.items()}
     blocking = [c for c in checks if c["blocking"]]
     controls: dict[str, list] = {}
     for check in run["checks"]:
@@ -85,9 +90,53 @@ def _prepare(run: dict[str, Any], anchor_prefix: str) -> dict[str, Any]:
     explained = next((c["evidence"] for c in run["checks"]
                       if c["family"] == "explainability" and c["evidence"].get(
                           "importance")), {})
-    return {"record": run, "families": families, "blocking": blocking,
+    verdicts = [v for v in _ORDER if any(counts[v] for counts in summary.values())]
+    return {"record": run, "families": families, "summary": summary, "verdicts": verdicts,
+            "blocking": blocking,
             "anchor": anchor_prefix, "controls": controls,
             "importance": explained.get("importance"), "explainer": explained.get("explainer")}
+
+
+# ------------------------------------------------------------------ values in words
+# A value and its bounds read as what they measure: a rank as a rank, a share as a share.
+
+RANK_TESTS = ("explainability/not_in_top[", "explainability/required_in_top[")
+
+
+def _features_ranked(check: dict[str, Any]) -> int | None:
+    importance = check.get("evidence", {}).get("importance")
+    return len(importance) if isinstance(importance, list) and importance else None
+
+
+def value_text(check: dict[str, Any]) -> str:
+    """The value as a reader says it: "rank 1 of 14", "27.9%", or the number."""
+    value = check.get("value")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return format_number(value)
+    if check["id"].startswith(RANK_TESTS):
+        of = _features_ranked(check)
+        return f"rank {int(value)}" + (f" of {of}" if of else "")
+    if check["id"].startswith("explainability/max_attribution_share"):
+        return f"{value:.1%} of attribution"
+    if check["family"] == "schema":
+        return f"{format_number(value)} failing"
+    return format_number(value)
+
+
+def bound_text(check: dict[str, Any]) -> str:
+    """The bounds as a requirement: "must not be in the top 3", "≥ 0.9", "≤ 40%"."""
+    bounds = {k: v for k, v in (check.get("bounds") or {}).items()}
+    if not bounds:
+        return "—"
+    if check["id"].startswith("explainability/not_in_top[") and "min" in bounds:
+        return f"must not be in the top {format_number(bounds['min'] - 1)}"
+    if check["id"].startswith("explainability/required_in_top[") and "max" in bounds:
+        return f"must be in the top {format_number(bounds['max'])}"
+    share = check["id"].startswith("explainability/max_attribution_share")
+    shown = {k: (f"{v:.0%}" if share and isinstance(v, (int, float)) else
+                 f"{v:g}" if isinstance(v, float) else str(v)) for k, v in bounds.items()}
+    words = {"min": "≥", "max": "≤"}
+    return ", ".join(f"{words.get(name, name)} {text}" for name, text in shown.items())
 
 
 # ------------------------------------------------------------------ inline charts
@@ -152,19 +201,57 @@ def bars_chart(rows: list[tuple[str, float]], label: str, limit: int = 20) -> Ma
 
 
 def distribution_chart(bins: dict[str, Any]) -> Markup:
-    """Reference against current shares per bin (drift): paired columns."""
+    """Reference against current shares per bin (drift): paired columns over labelled bins
+    (categories, or the reference-quantile edges between numeric bins), a share axis and a
+    legend drawn in the picture, so that it reads the same printed."""
     reference, current = bins.get("reference") or [], bins.get("current") or []
     if not reference or len(reference) != len(current):
         return Markup("")
-    top = max([*reference, *current]) or 1.0
-    step = min(24, 300 // len(reference))
-    width, height = step * len(reference) + 4, 44
-    body = ""
+    numbers = [v for v in (*reference, *current) if isinstance(v, (int, float))]
+    if len(numbers) != 2 * len(reference):
+        return Markup("")
+    top = max(numbers) or 1.0
+    count = len(reference)
+    step = max(6, min(24, 320 // count))
+    left, plot, base = 34, 40, 56  # y axis width, plot height, baseline y
+    width = left + step * count + 4
+    every = max(1, -(-12 // step))  # label every bin when there is room, else every k-th
+    body = (f'<rect x="{left}" y="2" width="8" height="8" class="ref"/>'
+            f'<text x="{left + 11}" y="10" class="label">reference</text>'
+            f'<rect x="{left + 72}" y="2" width="8" height="8" class="cur"/>'
+            f'<text x="{left + 83}" y="10" class="label">current</text>'
+            f'<text x="{left - 3}" y="{base - plot + 4}" class="tick" text-anchor="end">'
+            f'{top:.0%}</text><text x="{left - 3}" y="{base}" class="tick" '
+            f'text-anchor="end">0</text><line x1="{left}" y1="{base - plot}" x2="{left}" '
+            f'y2="{base}" class="axis"/>')
+    half = f"{step / 2 - 1:g}"
+    paths = {"ref": "", "cur": ""}
     for i, (r, c) in enumerate(zip(reference, current, strict=True)):
-        x0 = 2 + i * step
-        rh, ch = round(r / top * 40, 1), round(c / top * 40, 1)
-        body += (f'<rect x="{x0}" y="{42 - rh}" width="{step / 2 - 1:.1f}" height="{rh}" '
-                 f'class="ref"/><rect x="{x0 + step / 2:.1f}" y="{42 - ch}" '
-                 f'width="{step / 2 - 1:.1f}" height="{ch}" class="cur"/>')
-    return _svg(width, height, body, "binned shares: reference (grey) and current (dark) "
-                f"over {len(reference)} bins")
+        for kind, share, x0 in (("ref", r, left + 2 + i * step),
+                                ("cur", c, left + 2 + i * step + step / 2)):
+            h = round(share / top * plot, 1)
+            paths[kind] += f"M{x0:g} {base}v{-h:g}h{half}v{h:g}z"
+    body += "".join(f'<path class="{kind}" d="{d}"/>' for kind, d in paths.items())
+    categories, edges = bins.get("categories"), bins.get("edges")
+    labels: list[tuple[float, str]] = []
+    if isinstance(categories, list) and len(categories) == count:
+        labels = [(left + 2 + i * step + step / 2, str(name)[:14])
+                  for i, name in enumerate(categories)]
+        axis = "category"
+    elif isinstance(edges, list) and len(edges) == count - 1:
+        labels = [(left + 2 + (i + 1) * step, format_number(edge)
+                   if isinstance(edge, (int, float)) and float(edge).is_integer()
+                   else f"{edge:.4g}") for i, edge in enumerate(edges)]
+        axis = "bin (edges: reference quantiles)"
+    else:
+        axis = "bin"
+    if labels:
+        body += '<g class="tick" text-anchor="end">' + "".join(
+            f'<text transform="translate({x:g},{base + 8})rotate(-45)">{escape(text)}</text>'
+            for x, text in labels[::every]) + "</g>"
+    height = base + (72 if labels else 12)
+    note = "" if every == 1 else f", one label per {every} bins"
+    body += (f'<text x="{left}" y="{height - 2}" class="tick">share of rows per {axis}'
+             f"{note}</text>")
+    return _svg(max(width, left + 180), height, body,
+                f"binned shares: reference (grey) and current (dark) over {count} bins")
