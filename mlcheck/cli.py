@@ -59,9 +59,13 @@ def _safe(value: object, limit: int = 4_000) -> str:
 
 
 def _fail(exc: Exception) -> typer.Exit:
+    _print_error(exc)
+    return typer.Exit(EXIT_INVALID)
+
+
+def _print_error(exc: Exception) -> None:
     message = "\n".join(_safe(line) for line in str(exc).split("\n"))  # several problems
     err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    return typer.Exit(EXIT_INVALID)
 
 
 def _crash(exc: Exception) -> typer.Exit:
@@ -75,13 +79,20 @@ def _crash(exc: Exception) -> typer.Exit:
 
 @app.command()
 def check(
-    policy: Annotated[Path, typer.Argument(help="The policy YAML file.")],
+    policies: Annotated[list[Path], typer.Argument(
+        help="Policy files, quoted globs, or folders (every YAML file in a folder with a "
+        "top-level `mlcheck:` key).", show_default=False)],
     json_path: Annotated[Optional[Path], typer.Option(  # noqa: UP045 - typer needs Optional
-        "--json", help="Where to write the JSON record [default: reports/<policy name>.json]")
+        "--json", help="Where to write the JSON record [default: DIR/<policy name>.json; "
+        "with several policies, the session's record: DIR/session.json]")
     ] = None,
     report_path: Annotated[Optional[Path], typer.Option(  # noqa: UP045
-        "--report", help="Where to write the HTML report [default: reports/<policy name>.html]")
+        "--report", help="Where to write the HTML report [default: DIR/<policy name>.html; "
+        "with several policies, the session's report: DIR/session.html]")
     ] = None,
+    output_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--output-dir", metavar="DIR", help="Where each policy's record and report go, as "
+        "<policy name>.json and .html [default: reports]")] = None,
     trust_model: Annotated[bool, typer.Option(
         "--trust-model", help="Trust pickle/joblib model files and unreviewed skops types.")
     ] = False,
@@ -101,41 +112,71 @@ def check(
         "--promote", metavar="ALIAS", help="MLflow registry: tag the candidate version with "
         "the verdict, log the record and report to a run, and on a pass move ALIAS (e.g. "
         "champion) to it. See docs/mlflow.md.")] = None,
+    keep_history: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--keep-history", metavar="DIR", help="Also keep a copy of the record as "
+        "DIR/<policy name>-<UTC time>.json, never replaced, for `mlcheck history`.")] = None,
 ) -> None:
-    """Evaluate the model a policy names; exit 0 passed, 1 blocked, 2 invalid input."""
+    """Evaluate the model each policy names; exit 0 passed, 1 blocked, 2 invalid input
+    (with several policies, the worst of theirs)."""
+    from mlcheck.ci import find_policies
     from mlcheck.engine import evaluate
     from mlcheck.integrity import load_private_key, seal
     from mlcheck.policy import load_policy
     from mlcheck.subject import input_files
 
+    try:
+        found = find_policies(policies)
+        if len(found) > 1 and promote:
+            raise MlcheckError(f"--promote gates one policy's candidate: name exactly one "
+                               f"policy (got {len(found)})")
+        if len(found) > 1 and keep_history:
+            raise MlcheckError(f"--keep-history keeps one policy's records: name exactly one "
+                               f"policy (got {len(found)})")
+    except MlcheckError as exc:
+        raise _fail(exc) from None
+    if len(found) > 1:
+        raise typer.Exit(_check_many(
+            found, json_path=json_path, report_path=report_path, output_dir=output_dir,
+            trust_model=trust_model, verbose=verbose, quiet=quiet, sign=sign, signer=signer,
+            model_timeout=model_timeout))
+    policy, folder = found[0], output_dir or Path("reports")
     secrets = [sign, sign.with_name(sign.name + ".pub")] if sign else []
     try:
-        if sign is not None:  # a bad key must fail before a long run, not after it
-            if not signer:
-                raise MlcheckError('--sign needs --signer "Name <email>": a signature names '
-                                   "the responsible person")
-            load_private_key(sign)
         try:
+            if sign is not None:  # a bad key must fail before a long run, not after it
+                if not signer:
+                    raise MlcheckError('--sign needs --signer "Name <email>": a signature '
+                                       "names the responsible person")
+                load_private_key(sign)
             loaded = load_policy(policy)
         except MlcheckError:  # what these outputs said before must not look current
             check_output_paths(*[p for p in (json_path, report_path) if p],
                                inputs=[policy, *secrets])
             clear_previous([p for p in (json_path, report_path) if p])
+            _clear_defaults_of(policy, folder, json_path is None, report_path is None)
             raise
         name = _file_stem(loaded.name)
-        outputs = check_output_paths(json_path or Path("reports") / f"{name}.json",
-                                     report_path or Path("reports") / f"{name}.html",
+        outputs = check_output_paths(json_path or folder / f"{name}.json",
+                                     report_path or folder / f"{name}.html",
                                      inputs=[*input_files(loaded), *secrets])
         if json_path is None:
             _refuse_another_policys_record(outputs[0], loaded)
+        _refuse_step_summary(outputs)
         clear_previous(outputs)
         _check_promotable(loaded, promote)  # before a long run, not after it
         with _progress() as advance:
             result = evaluate(loaded, trust_model=trust_model, progress=advance,
                               model_timeout=model_timeout)
         record = seal(result.to_dict(), sign, signer)
-        _write(dict(zip(outputs, (json.dumps(record, indent=2, allow_nan=False) + "\n",
-                                  render_html(record)), strict=True)))
+        files = dict(zip(outputs, (json.dumps(record, indent=2, allow_nan=False) + "\n",
+                                   render_html(record)), strict=True))
+        if keep_history is not None:  # the same bytes as the record, under a new name
+            from mlcheck.history import history_path
+
+            kept = history_path(keep_history, name, record["created_at"])
+            check_output_paths(*outputs, kept, inputs=[*input_files(loaded), *secrets])
+            files[kept] = files[outputs[0]]
+        _write(files)
     except MlcheckError as exc:
         raise _fail(exc) from None
     except KeyboardInterrupt:
@@ -145,7 +186,8 @@ def check(
     except Exception as exc:
         raise _crash(exc) from None
     _print_summary(result, verbose=verbose, quiet=quiet)
-    out.print(f"record: {_safe(outputs[0])}   report: {_safe(outputs[1])}",
+    out.print(f"record: {_safe(outputs[0])}   report: {_safe(outputs[1])}"
+              + (f"   kept: {_safe(kept)}" if keep_history is not None else ""),
               soft_wrap=True)
     if promote:
         _promote(loaded, record, promote)
@@ -153,20 +195,95 @@ def check(
 
 
 @app.command()
-def validate(policy: Annotated[Path, typer.Argument(help="The policy YAML file.")]) -> None:
-    """Check a policy file without evaluating anything; exit 0 valid, 2 invalid."""
+def init(
+    data: Annotated[Path, typer.Argument(help="The evaluation dataset (CSV or Parquet).")],
+    target: Annotated[str, typer.Option("--target", help="The label column.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the policy "
+                                         "(never overwritten).")],
+    model: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--model", help="The fitted model (.skops; pickle with --trust-model): adds "
+        "performance floors, fairness, explainability and robustness rules.")] = None,
+    reference: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--reference", help="Training data: adds a drift section and writes its profile "
+        "beside the policy.")] = None,
+    sensitive: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--sensitive", help="A sensitive column (repeat for several): adds fairness rules.")
+    ] = None,
+    task: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--task", help="binary_classification, multiclass_classification or regression "
+        "[default: guessed from the target]")] = None,
+    name: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--name", help="The policy's name [default: the output file's stem]")] = None,
+    trust_model: Annotated[bool, typer.Option(
+        "--trust-model", help="Load a pickle model, or list a skops file's extra types "
+        "under trusted_types (after you reviewed them).")] = False,
+) -> None:
+    """Write a starting policy from a dataset (and a model, a reference): every number in
+    it says where it came from; it passes on the data it was made from."""
+    from mlcheck.scaffold import Init, init_policy
+
+    tasks = ("binary_classification", "multiclass_classification", "regression")
+    try:
+        if task is not None and task not in tasks:
+            raise MlcheckError(f"unknown --task {task!r}; choose one of {', '.join(tasks)}")
+        inputs = [p for p in (data, model, reference) if p]
+        check_output_paths(output, inputs=inputs)
+        files = init_policy(Init(data=data, target=target, output=output, model=model,
+                                 reference=reference, sensitive=list(sensitive or []),
+                                 task=task, name=name, trust_model=trust_model))
+        check_output_paths(*files, inputs=inputs)
+        _write(files)
+    except MlcheckError as exc:
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted:[/] no policy was written", soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as exc:
+        raise _crash(exc) from None
+    for path in files:
+        out.print(f"wrote {_safe(path)}", soft_wrap=True)
+    out.print(f"next: review it, then `mlcheck check {_safe(output)}`", soft_wrap=True)
+
+
+@app.command()
+def validate(
+    policies: Annotated[list[Path], typer.Argument(
+        help="Policy files, quoted globs, or folders (every YAML file in a folder with a "
+        "top-level `mlcheck:` key).", show_default=False)],
+    only_policies: Annotated[bool, typer.Option(
+        "--only-policies", help="Skip named YAML files without a top-level `mlcheck:` key "
+        "(for pre-commit, which passes every changed YAML file).")] = False,
+) -> None:
+    """Check policy files without evaluating anything (no model or data is read); exit 0
+    all valid, 2 any invalid. Every policy is checked, and each error names its line."""
+    from mlcheck.ci import find_policies
     from mlcheck.policy import load_policy
 
     try:
-        loaded = load_policy(policy)
+        found = find_policies(policies, only_policies=only_policies)
     except MlcheckError as exc:
         raise _fail(exc) from None
-    except Exception as exc:
-        raise _crash(exc) from None
-    sources = loaded.origin.sources
-    extra = f" (extends {', '.join(p for p, _ in sources[1:])})" if len(sources) > 1 else ""
-    out.print(f"{_safe(policy)}: valid policy '{_safe(loaded.name)}'{_safe(extra)}",
-              soft_wrap=True)
+    invalid = 0
+    for policy in found:
+        try:
+            loaded = load_policy(policy)
+        except MlcheckError as exc:
+            _print_error(exc)
+            invalid += 1
+            continue
+        except Exception as exc:
+            _crash(exc)
+            invalid += 1
+            continue
+        sources = loaded.origin.sources
+        extra = f" (extends {', '.join(p for p, _ in sources[1:])})" if len(sources) > 1 else ""
+        out.print(f"{_safe(policy)}: valid policy '{_safe(loaded.name)}'{_safe(extra)}",
+                  soft_wrap=True)
+    if len(found) != 1:
+        out.print(f"{len(found) - invalid} of {len(found)} policies valid"
+                  + ("" if found or not only_policies else
+                     " (no named file has a top-level `mlcheck:` key)"), soft_wrap=True)
+    raise typer.Exit(EXIT_INVALID if invalid else EXIT_PASSED)
 
 
 @app.command()
@@ -218,7 +335,9 @@ def report(
     ] = None,
     form: Annotated[str, typer.Option(
         "--format", "-f", help="html, markdown (a pull-request comment), sarif (code "
-        "scanning, at the rule's line in the policy) or junit.")] = "html",
+        "scanning, at the rule's line in the policy), junit, model-card (Markdown in "
+        "the Hugging Face layout, traced to the record's digest), or github (workflow "
+        "annotations at each failing rule's line, for GitHub Actions).")] = "html",
     compare: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--compare", help="A previous record: what changed since it (html and markdown).")
     ] = None,
@@ -278,6 +397,116 @@ def _read(path: Path) -> tuple[dict, str]:
 
 
 @app.command()
+def history(
+    records: Annotated[list[Path], typer.Argument(
+        help="JSON records (or HTML reports) of one policy over time, e.g. those `check "
+        "--keep-history` kept.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the HTML "
+                                         "page.")],
+    group: Annotated[bool, typer.Option(
+        "--group-by-policy", help="Records of several policies: one history per policy "
+        "(refused otherwise).")] = False,
+) -> None:
+    """Per check, the value, interval and verdict across runs, and where the policy
+    changed, as one self-contained HTML page."""
+    from mlcheck.history import render_history
+    from mlcheck.report.text import ALTERED_NOTE
+
+    try:
+        check_output_paths(output, inputs=records)
+        read = []
+        for path in records:
+            record, status = _read(path)
+            read.append((str(path), record, status))
+        page = render_history(read, group=group)
+        _write({output: page})
+    except MlcheckError as exc:
+        raise _fail(exc) from None
+    except Exception as exc:
+        raise _crash(exc) from None
+    for label, _, status in read:
+        if status == "altered":  # the page says so too, on the run's row
+            err.print(f"[bold red]warning:[/] {_safe(label)}: {ALTERED_NOTE}", soft_wrap=True)
+    (err if output == STDOUT else out).print(
+        f"history of {len(read)} records: {_safe(output)}", soft_wrap=True)
+
+
+@app.command()
+def mutate(
+    policy: Annotated[Path, typer.Argument(help="The policy file to test.", show_default=False)],
+    families: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--families", help="Comma-separated mutation families [default: performance,"
+        "subgroup,proxy,behaviour,data].")] = None,
+    budget: Annotated[int, typer.Option(
+        "--budget", min=1, help="Most mutants evaluated (each re-runs the affected checks).")
+    ] = 40,
+    model_calls: Annotated[int, typer.Option(
+        "--model-calls", min=1, help="Most calls of the real model.")] = 5_000,
+    levels: Annotated[int, typer.Option(
+        "--levels", min=1, max=16, help="Severities per operator (searched by bisection).")
+    ] = 4,
+    groups: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--groups", help="Also confine subgroup harm to the groups of this column "
+        "(repeatable).")] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the mutants.")] = 0,
+    json_path: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--json", help="Where to write the JSON record [default: DIR/<policy name>"
+        ".mutation.json]")] = None,
+    report_path: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--report", help="Where to write the HTML page [default: DIR/<policy name>"
+        ".mutation.html]")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--output-dir", metavar="DIR", help="[default: reports]")] = None,
+    min_score: Annotated[Optional[float], typer.Option(  # noqa: UP045
+        "--min-score", min=0, max=1, help="Exit 1 when the overall mutation score is lower.")
+    ] = None,
+    trust_model: Annotated[bool, typer.Option(
+        "--trust-model", help="Trust pickle/joblib model files and unreviewed skops types.")
+    ] = False,
+) -> None:
+    """Mutation-test a policy: damage its own subject on purpose (model decisions, groups,
+    data, behaviour) and report which checks catch which damage; see docs/mutation.md."""
+    from mlcheck.integrity import seal
+    from mlcheck.mutate import Budget, render_html, render_text
+    from mlcheck.mutate import mutate as run_mutate
+    from mlcheck.policy import load_policy
+    from mlcheck.subject import input_files
+
+    try:
+        loaded = load_policy(policy)
+        name, folder = _file_stem(loaded.name), output_dir or Path("reports")
+        outputs = check_output_paths(json_path or folder / f"{name}.mutation.json",
+                                     report_path or folder / f"{name}.mutation.html",
+                                     inputs=input_files(loaded))
+        clear_previous(outputs)
+        chosen = tuple(f.strip() for f in families.split(",") if f.strip()) \
+            if families else None
+        with err.status("mutating…") as status:
+            record = run_mutate(loaded, families=chosen, groups=tuple(groups or ()),
+                                budget=Budget(mutants=budget, model_calls=model_calls,
+                                              levels=levels),
+                                seed=seed, trust_model=trust_model,
+                                progress=lambda text: status.update(_safe(text, 200)))
+        record = seal(record)
+        _write(dict(zip(outputs, (json.dumps(record, indent=2, allow_nan=False) + "\n",
+                                  render_html(record)), strict=True)))
+    except MlcheckError as exc:
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted:[/] nothing was written", soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as exc:
+        raise _crash(exc) from None
+    for line in render_text(record):
+        out.print(_safe(line), soft_wrap=True)
+    out.print(f"record: {_safe(outputs[0])}   page: {_safe(outputs[1])}", soft_wrap=True)
+    if min_score is not None and record["score"] < min_score:
+        err.print(f"[bold red]mutation score {record['score']:.0%} is below --min-score "
+                  f"{min_score:.0%}[/]", soft_wrap=True)
+        raise typer.Exit(EXIT_BLOCKED)
+
+
+@app.command()
 def keygen(
     output: Annotated[Path, typer.Option("--output", "-o", help="The private key file; the "
                                          "public key goes beside it with .pub.")],
@@ -298,39 +527,53 @@ def keygen(
 
 @app.command()
 def verify(
-    path: Annotated[Path, typer.Argument(help="A JSON record or an HTML report.")],
+    paths: Annotated[list[Path], typer.Argument(
+        help="JSON records or HTML reports.", show_default=False)],
     public_key: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--public-key", help="Require a signature by this key.")] = None,
     artifacts: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--artifacts", help="Also re-hash the model, data and policy files the record "
         "names, relative to this folder (where the check was run).")] = None,
     require_signature: Annotated[bool, typer.Option(
-        "--require-signature", help="Fail an unsigned record: a digest alone detects "
-        "accidental edits only, since anyone can recompute it.")] = False,
+        "--require-signature", help="Fail an unsigned record or one not signed by "
+        "--public-key (required with it): a digest alone detects accidental edits only, "
+        "since anyone can recompute it.")] = False,
 ) -> None:
-    """Check that a record or report is intact; exit 0 intact, 1 altered, unsealed or
-    unverified, 2 unreadable."""
+    """Check that records or reports are intact; exit 0 all intact, 1 any altered, unsealed
+    or unverified, 2 any unreadable."""
     from mlcheck.integrity import verify as verify_file
 
-    try:
-        if not path.exists():
-            raise MlcheckError(f"not found: {path}")
-        result = verify_file(path, public_key, artifacts, require_signature=require_signature)
-    except MlcheckError as exc:
-        raise _fail(exc) from None
-    except Exception as exc:  # malformed JSON or structure: unreadable, not "altered"
-        raise _fail(MlcheckError(f"{path} holds no readable mlcheck record: "
-                                 f"{type(exc).__name__}: {exc}")) from None
-    for line in result.checked:
-        out.print(f"[green]OK[/]        {_safe(line)}", soft_wrap=True)
-    for line in result.notes:
-        out.print(f"[yellow]NOTE[/]      {_safe(line)}", soft_wrap=True)
-    for line in result.problems:
-        out.print(f"[bold red]MISMATCH[/]  {_safe(line)}", soft_wrap=True)
-    for line in result.missing:
-        out.print(f"[bold red]MISSING[/]   {_safe(line)}", soft_wrap=True)
-    out.print(f"[bold {'green' if result.intact else 'red'}]{result.status}[/]")
-    raise typer.Exit(EXIT_PASSED if result.intact else EXIT_BLOCKED)
+    if require_signature and public_key is None:  # a key the record carries vouches for nothing
+        raise _fail(MlcheckError(
+            "--require-signature needs --public-key KEY.pub: a signature checked only against "
+            "the key embedded in the record proves that someone signed it, not who"))
+    worst = EXIT_PASSED
+    for path in paths:
+        try:
+            if not path.exists():
+                raise MlcheckError(f"not found: {path}")
+            result = verify_file(path, public_key, artifacts,
+                                 require_signature=require_signature)
+        except MlcheckError as exc:
+            worst = _fail(exc).exit_code
+            continue
+        except Exception as exc:  # malformed JSON or structure: unreadable, not "altered"
+            worst = _fail(MlcheckError(f"{path} holds no readable mlcheck record: "
+                                       f"{type(exc).__name__}: {exc}")).exit_code
+            continue
+        for line in result.checked:
+            out.print(f"[green]OK[/]        {_safe(line)}", soft_wrap=True)
+        for line in result.notes:
+            out.print(f"[yellow]NOTE[/]      {_safe(line)}", soft_wrap=True)
+        for line in result.problems:
+            out.print(f"[bold red]MISMATCH[/]  {_safe(line)}", soft_wrap=True)
+        for line in result.missing:
+            out.print(f"[bold red]MISSING[/]   {_safe(line)}", soft_wrap=True)
+        label = f"{_safe(path)}: " if len(paths) > 1 else ""
+        out.print(f"{label}[bold {'green' if result.intact else 'red'}]{result.status}[/]",
+                  soft_wrap=True)
+        worst = max(worst, EXIT_PASSED if result.intact else EXIT_BLOCKED)
+    raise typer.Exit(worst)
 
 
 @app.callback(invoke_without_command=True)
@@ -452,6 +695,141 @@ def _print_summary(result: RunResult, *, verbose: bool, quiet: bool) -> None:
                   soft_wrap=True)
     else:
         out.print(f"[bold green]PASSED[/] ({counts})", soft_wrap=True)
+
+
+def _check_many(policies: list[Path], *, json_path: Path | None, report_path: Path | None,
+                output_dir: Path | None, trust_model: bool, verbose: bool, quiet: bool,
+                sign: Path | None, signer: str | None, model_timeout: float | None) -> int:
+    """`mlcheck check` with several policies: each one's record and report under DIR as
+    <name>.json/.html, the session's (the record `pytest --mlcheck` writes) at --json and
+    --report; one line per policy at the end. Every policy is loaded before any runs; one
+    that cannot be used is named in the session as not run. Returns the worst exit code
+    (2 over 1 over 0); a run that completes nothing writes nothing."""
+    from mlcheck.engine import evaluate
+    from mlcheck.integrity import load_private_key, seal
+    from mlcheck.policy import load_policy
+    from mlcheck.result import session_record
+    from mlcheck.subject import input_files
+
+    folder = output_dir or Path("reports")
+    session = (json_path or folder / "session.json", report_path or folder / "session.html")
+    secrets = [sign, sign.with_name(sign.name + ".pub")] if sign else []
+    not_run: list[dict[str, str]] = []
+    lines: dict[Path, str] = {}  # the closing summary, one line per policy
+    try:
+        if sign is not None:
+            if not signer:
+                raise MlcheckError('--sign needs --signer "Name <email>": a signature names '
+                                   "the responsible person")
+            load_private_key(sign)
+        loaded: dict[Path, Policy] = {}
+        for path in policies:  # a typo fails in seconds, before any long run
+            try:
+                loaded[path] = load_policy(path)
+            except MlcheckError as exc:
+                _print_error(exc)
+                not_run.append({"policy": str(path), "reason": f"could not be loaded: {exc}"})
+                lines[path] = f"[bold red]INVALID[/]  {_safe(path)}: could not be loaded"
+        names: dict[str, Path] = {}
+        for path, policy in loaded.items():
+            other = names.setdefault(_file_stem(policy.name), path)
+            if other != path:
+                raise MlcheckError(f"{other} and {path} are both named '{policy.name}', so "
+                                   f"their records would be the same file in {folder}; "
+                                   "rename one of them")
+        outputs = {path: (folder / f"{stem}.json", folder / f"{stem}.html")
+                   for stem, path in names.items()}
+        check_output_paths(*session, *(p for pair in outputs.values() for p in pair),
+                           inputs=[*policies, *secrets,
+                                   *(f for policy in loaded.values()
+                                     for f in input_files(policy))])
+        for path, (record_path, _) in outputs.items():
+            _refuse_another_policys_record(record_path, loaded[path])
+        clear_previous([*session, *(p for pair in outputs.values() for p in pair)])
+        runs, files = [], {}
+        for path, policy in loaded.items():
+            out.print(f"[bold]{_safe(path)}[/] ({_safe(policy.name)})", soft_wrap=True)
+            try:
+                with _progress() as advance:
+                    result = evaluate(policy, trust_model=trust_model, progress=advance,
+                                      model_timeout=model_timeout)
+            except MlcheckError as exc:  # this policy's model or data: the others still run
+                _print_error(exc)
+                not_run.append({"policy": str(path), "reason": str(exc)})
+                lines[path] = (f"[bold red]INVALID[/]  {_safe(path)}: its model or data "
+                               "could not be used")
+                continue
+            _print_summary(result, verbose=verbose, quiet=quiet)
+            record = seal(result.to_dict(), sign, signer)
+            record_path, html_path = outputs[path]
+            files[record_path] = json.dumps(record, indent=2, allow_nan=False) + "\n"
+            files[html_path] = render_html(record)
+            runs.append(result)
+            counts = ", ".join(f"{n} {v}" for v, n in result.counts().items() if n)
+            lines[path] = (f"[bold {'red' if result.blocked else 'green'}]"
+                           f"{result.verdict.upper():<7}[/]  {_safe(path)} ({counts})   "
+                           f"record: {_safe(record_path)}")
+        if runs:
+            record = seal(session_record(runs, not_run), sign, signer)
+            files[session[0]] = json.dumps(record, indent=2, allow_nan=False) + "\n"
+            files[session[1]] = render_html(record)
+            _write(files)
+    except MlcheckError as exc:
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted:[/] no verdict; no record or report was written",
+                  soft_wrap=True)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        raise _crash(exc) from None
+    out.print(f"{len(policies)} policies:", soft_wrap=True)
+    for path in policies:
+        out.print(f"  {lines[path]}", soft_wrap=True)
+    if not runs:
+        err.print("[bold red]error:[/] no policy could be evaluated; nothing was written",
+                  soft_wrap=True)
+        return EXIT_INVALID
+    verdict = record["verdict"]
+    out.print(f"[bold {'green' if verdict == 'passed' else 'red'}]{verdict.upper()}[/] "
+              f"({sum(not r.blocked for r in runs)} passed, {sum(r.blocked for r in runs)} "
+              f"blocked, {len(not_run)} not run)   record: {_safe(session[0])}   "
+              f"report: {_safe(session[1])}", soft_wrap=True)
+    return EXIT_INVALID if not_run else EXIT_BLOCKED if verdict == "blocked" else EXIT_PASSED
+
+
+def _refuse_step_summary(outputs: tuple[Path, ...]) -> None:
+    """The CI step summary is appended to by each step: a record or report must not
+    replace what earlier steps wrote there."""
+    for path in outputs:
+        if is_step_summary(path):
+            raise MlcheckError(f"{path} is this job's step summary ($GITHUB_STEP_SUMMARY); a "
+                               "record or report would replace it. Write them elsewhere and "
+                               "add the summary with `mlcheck report RECORD -f markdown -o "
+                               "$GITHUB_STEP_SUMMARY` (appended)")
+
+
+def _clear_defaults_of(policy: Path, folder: Path, record: bool, report: bool) -> None:
+    """A policy that does not load still names its default outputs (`name:`): remove
+    the record and report an earlier run of this same file left there, so they cannot
+    pass for this run's. Another policy's outputs are left alone."""
+    import re
+
+    try:
+        text = policy.read_text(encoding="utf-8", errors="replace")[:1 << 20]
+    except OSError:
+        return
+    found = re.search(r"^name:[ \t]*['\"]?([^'\"#\n]*?)['\"]?[ \t]*(?:#.*)?$", text, re.M)
+    if not found or not found.group(1):
+        return
+    stem = _file_stem(found.group(1))
+    json_out, html_out = folder / f"{stem}.json", folder / f"{stem}.html"
+    try:
+        written_for = json.loads(json_out.read_text(encoding="utf-8"))["policy"]["path"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if Path(written_for).resolve() == policy.resolve():
+        clear_previous([p for p, default in ((json_out, record), (html_out, report))
+                        if default])
 
 
 def _refuse_another_policys_record(path: Path, policy: Policy) -> None:

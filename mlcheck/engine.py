@@ -24,7 +24,7 @@ from mlcheck.checks import (
 )
 from mlcheck.context import Context
 from mlcheck.errors import CheckError, InputError
-from mlcheck.guard import escaped_model_code, watch_interrupts
+from mlcheck.guard import escaped_model_code, model_code
 from mlcheck.policy import Policy, load_policy, matches
 from mlcheck.result import CheckResult, RunResult
 from mlcheck.subject import load_subject
@@ -60,7 +60,7 @@ def run_check(check: Check, context: Context) -> CheckResult:
                          policy_file=check.location and check.location.file,
                          policy_line=check.location and check.location.line)
     try:
-        with watch_interrupts():
+        with model_code():
             outcome = check.evaluate(context)
     except CheckError as exc:
         result.message = _one_line(str(exc))

@@ -8,7 +8,9 @@ Ctrl-C (a SIGINT this process received) still interrupts the run.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,9 +31,22 @@ def interrupted() -> bool:
 
 
 @contextmanager
-def watch_interrupts() -> Iterator[None]:
-    """Remember a real SIGINT, so a KeyboardInterrupt raised by model code can be told
-    apart from the user pressing Ctrl-C (only the main thread can install handlers)."""
+def model_code() -> Iterator[None]:
+    """Run model code: afterwards the working directory is what it was (outputs named
+    relative to it must land where the user asked), and a real SIGINT is remembered, so
+    a KeyboardInterrupt raised by model code can be told apart from the user pressing
+    Ctrl-C (only the main thread can install handlers)."""
+    cwd = os.getcwd()
+    try:
+        with _watch_interrupts():
+            yield
+    finally:
+        if os.getcwd() != cwd:
+            os.chdir(cwd)
+
+
+@contextmanager
+def _watch_interrupts() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -74,16 +89,29 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
         yield
         return
     started = time.perf_counter()
+    returned = threading.Event()
 
     def expire(signum: int, frame: object) -> None:
         raise ModelTimeout(f"{what} exceeded the model time limit of {seconds:g} s (stopped "
                            f"after {time.perf_counter() - started:.1f} s); raise "
                            "`model.timeout` or --model-timeout if the model is this slow")
 
+    def last_resort() -> None:
+        """Model code that ignores SIGALRM or swallows the stop is never waited for: at
+        twice the limit (plus a second) the process ends with exit 2, no verdict."""
+        if not returned.wait(2 * seconds + 1):
+            sys.stderr.write(f"mlcheck: {what} ran past the model time limit of {seconds:g} s "
+                             "and did not stop when asked (the model ignores or catches the "
+                             "stop); ending the run with exit status 2 and no verdict\n")
+            sys.stderr.flush()
+            os._exit(2)
+
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
+    threading.Thread(target=last_resort, name="mlcheck-model-timeout", daemon=True).start()
     try:
         yield
     finally:
+        returned.set()
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

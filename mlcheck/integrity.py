@@ -273,6 +273,27 @@ def _signature_fields(signature: Any) -> tuple[str, str, bytes, bytes]:
     return signature["signer"], signature["signed_at"], raw["public_key"], raw["value"]
 
 
+def own_signature_problem(block: dict) -> str | None:
+    """Why a sealed record's signature does not hold against the key it embeds (damaged,
+    or not over this digest, signer and date); None when it holds or there is none.
+    Renderers use it so a forged signature is never shown as a real one."""
+    if block.get("signature") is None:
+        return None
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        signer, signed_at, embedded, value = _signature_fields(block["signature"])
+    except ValueError as exc:
+        return f"the signature block is damaged ({exc})"
+    try:
+        Ed25519PublicKey.from_public_bytes(embedded).verify(
+            value, _signed_message(str(block.get("digest")), signer, signed_at))
+    except (InvalidSignature, ValueError):
+        return f"the signature does not match the digest, signer and date (signer {signer!r})"
+    return None
+
+
 def _verify_signature(block: dict, public_key: Path | None, required: bool,
                       result: Verification) -> None:
     if "signature" not in block or block["signature"] is None:
@@ -287,24 +308,14 @@ def _verify_signature(block: dict, public_key: Path | None, required: bool,
                 "anyone can recompute it after changing the record; sign records (`mlcheck "
                 "check --sign`) and verify with --require-signature --public-key KEY.pub")
         return
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    try:
-        signer, signed_at, embedded, value = _signature_fields(block["signature"])
-    except ValueError as exc:
-        result.problems.append(f"the signature block is damaged ({exc})")
+    problem = own_signature_problem(block)
+    if problem:
+        result.problems.append(problem)
         return
+    signer, signed_at, embedded, _ = _signature_fields(block["signature"])
     if public_key is not None and load_public_key(public_key) != embedded:
         result.problems.append(f"signed with another key than {public_key} (signer "
                                f"{signer!r})")
-        return
-    try:
-        Ed25519PublicKey.from_public_bytes(embedded).verify(
-            value, _signed_message(block["digest"], signer, signed_at))
-    except InvalidSignature:
-        result.problems.append(f"the signature does not match the digest, signer and date "
-                               f"(signer {signer!r})")
         return
     trusted = "the given public key" if public_key is not None else (
         "the key embedded in the record only: this proves the record was not changed since "

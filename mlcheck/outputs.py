@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -20,6 +21,21 @@ from mlcheck.errors import MlcheckError
 
 STDOUT = Path("-")
 _OUTPUT_MARKERS = ('"record_version"', '<meta name="generator" content="mlcheck')
+
+
+_DESCRIPTOR = re.compile(r"/dev/(?P<name>stdout|stderr)|/(?:dev|proc/self)/fd/(?P<fd>\d+)")
+
+
+def _descriptor(path: Path) -> int | None:
+    """The open file descriptor a path like /dev/stdout or /dev/fd/3 names, or None.
+
+    Such a path is written through its descriptor: following the link would replace or
+    truncate whatever the descriptor is redirected to (a CI log, a comment being built
+    with `>>`)."""
+    found = _DESCRIPTOR.fullmatch(os.path.abspath(path)) if path != STDOUT else None
+    if found is None:
+        return None
+    return {"stdout": 1, "stderr": 2}[found["name"]] if found["name"] else int(found["fd"])
 
 
 def _identity(path: Path) -> tuple | None:
@@ -52,7 +68,7 @@ def check_output_paths(*paths: Path, inputs: Iterable[Path] = ()) -> tuple[Path,
         parent = next((p for p in path.resolve().parents if p.exists()), None)
         if parent is not None and not parent.is_dir():
             raise MlcheckError(f"cannot create {path}: {parent} is a file")
-        if path.exists() and stat.S_ISFIFO(path.stat().st_mode):
+        if _descriptor(path) is None and path.exists() and stat.S_ISFIFO(path.stat().st_mode):
             os.close(_open_fifo(path))  # refuse now, not after the run, when none reads
     return paths
 
@@ -92,8 +108,11 @@ def write_files(files: dict[Path, str], *, append: bool = False) -> list[Path]:
     os.umask(umask)
     try:
         for path, text in files.items():
-            target = Path(os.path.realpath(path)) if path != STDOUT else path
-            if append or target == STDOUT or (target.exists() and not target.is_file()):
+            if path == STDOUT or _descriptor(path) is not None:
+                through.append((path, text))
+                continue
+            target = Path(os.path.realpath(path))
+            if append or (target.exists() and not target.is_file()):
                 through.append((target, text))
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -114,9 +133,16 @@ def write_files(files: dict[Path, str], *, append: bool = False) -> list[Path]:
 
 
 def _write_through(target: Path, text: str, append: bool) -> None:
-    if target == STDOUT:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+    descriptor = 1 if target == STDOUT else _descriptor(target)
+    if descriptor is not None:  # where it points is left as it is: appended to, in order
+        stream = {1: sys.stdout, 2: sys.stderr}.get(descriptor)
+        if stream is not None:
+            stream.write(text)
+            stream.flush()
+            return
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(descriptor, data):]
         return
     if target.exists() and stat.S_ISFIFO(target.stat().st_mode):
         with os.fdopen(_open_fifo(target), "w", encoding="utf-8") as out:

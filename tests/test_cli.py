@@ -221,3 +221,115 @@ def test_a_write_failure_exits_2_with_the_reason(binary_workspace, monkeypatch):
     result = run("check", "policy.yaml", "--json", "r.json", "--report", "r.html")
     assert result.exit_code == 2
     assert "cannot write r.json: No space left on device" in result.stderr
+
+
+# ------------------------------------------------------------- several policies at once
+
+
+def several(workspace, **texts: str) -> list[str]:
+    """Policies beside the tiny model and data, each named after its file."""
+    for name, text in texts.items():
+        workspace.policy(text.replace("name: tiny", f"name: {name}"), f"{name}.yaml")
+    return [f"{name}.yaml" for name in texts]
+
+
+BLOCKING_RULE = "    - {metric: accuracy, min: 0.99}\n"
+
+
+def test_validate_takes_files_globs_and_folders_and_names_each_error(binary_workspace):
+    several(binary_workspace, a=BINARY_POLICY, b=BINARY_POLICY.replace("roc_auc", "rocauc"))
+    binary_workspace.write("sub/c.yaml", BINARY_POLICY)
+    binary_workspace.write("sub/notes.yaml", "title: not a policy\n")
+    result = run("validate", "a.yaml", "b.yaml", "sub", "[ab].yaml")
+    assert result.exit_code == 2, result.output
+    assert "b.yaml:13:8: performance.rules[0].metric: 'rocauc' is not allowed" in result.stderr
+    assert result.stdout.splitlines() == ["a.yaml: valid policy 'a'",
+                                          "sub/c.yaml: valid policy 'tiny'",
+                                          "2 of 3 policies valid"]
+    assert run("validate", "a.yaml", "sub").exit_code == 0
+
+
+def test_validate_only_policies_skips_other_yaml(binary_workspace):
+    binary_workspace.write("workflow.yaml", "on: push\n")
+    result = run("validate", "--only-policies", "policy.yaml", "workflow.yaml")
+    assert result.exit_code == 0, result.output
+    assert "workflow.yaml" not in result.output
+    assert run("validate", "--only-policies", "workflow.yaml").exit_code == 0
+    assert run("validate", "workflow.yaml").exit_code == 2  # named alone: it must be one
+
+
+@pytest.mark.parametrize("name, message", [("nothing*.yaml", "no file matches this pattern"),
+                                           ("empty", "no policy in this folder")])
+def test_a_glob_or_folder_without_policies_exits_2(workspace, name, message):
+    (workspace.root / "empty").mkdir()
+    for command in ("validate", "check"):
+        result = run(command, name)
+        assert result.exit_code == 2 and f"{name}: {message}" in result.stderr
+
+
+def test_check_several_policies_writes_each_record_and_the_session(binary_workspace):
+    names = several(binary_workspace, good=BINARY_POLICY, bad=BINARY_POLICY + BLOCKING_RULE)
+    result = run("check", *names, "--output-dir", "out")
+    assert result.exit_code == 1, result.output
+    root = binary_workspace.root
+    assert {p.name for p in (root / "out").iterdir()} == {
+        "good.json", "good.html", "bad.json", "bad.html", "session.json", "session.html"}
+    session = json.loads((root / "out/session.json").read_text())
+    assert session["kind"] == "session" and session["verdict"] == "blocked"
+    assert [r["policy"]["name"] for r in session["runs"]] == ["good", "bad"]
+    assert json.loads((root / "out/good.json").read_text())["verdict"] == "passed"
+    assert run("verify", "out/session.json", "out/good.json", "out/bad.html").exit_code == 0
+    tail = result.stdout.splitlines()[-4:]
+    assert tail[0] == "2 policies:"
+    assert tail[1].split() == ["PASSED", "good.yaml", "(3", "pass)", "record:",
+                               "out/good.json"]
+    assert tail[2].startswith("  BLOCKED  bad.yaml (3 pass, 1 fail)")
+    assert tail[3].startswith("BLOCKED (1 passed, 1 blocked, 0 not run)   record: "
+                              "out/session.json")
+    assert run("check", "good.yaml", "good.yaml", "--output-dir", "once").exit_code == 0
+    assert not (root / "once/session.json").exists()  # the same policy twice is one
+
+
+def test_check_several_runs_the_others_when_one_is_invalid_and_exits_2(binary_workspace):
+    names = several(binary_workspace, good=BINARY_POLICY,
+                    typo=BINARY_POLICY.replace("roc_auc", "rocauc"),
+                    nodata=BINARY_POLICY.replace("eval.csv", "missing.csv"))
+    result = run("check", *names, "--json", "s.json", "--report", "s.html")
+    assert result.exit_code == 2, result.output
+    assert "typo.yaml:13:8: performance.rules[0].metric" in result.stderr
+    assert "missing.csv" in result.stderr
+    session = json.loads((binary_workspace.root / "s.json").read_text())
+    assert session["verdict"] == "partial"  # never passed
+    assert [r["policy"]["name"] for r in session["runs"]] == ["good"]
+    assert [p["policy"] for p in session["policies_not_run"]] == ["typo.yaml", "nodata.yaml"]
+    lines = result.stdout.splitlines()
+    assert "  INVALID  typo.yaml: could not be loaded" in lines
+    assert "  INVALID  nodata.yaml: its model or data could not be used" in lines
+
+
+def test_check_several_refuses_two_policies_with_one_name_before_running(binary_workspace):
+    binary_workspace.policy(BINARY_POLICY, "again.yaml")
+    result = run("check", "policy.yaml", "again.yaml")
+    assert result.exit_code == 2
+    assert "policy.yaml and again.yaml are both named 'tiny'" in result.stderr
+    assert not (binary_workspace.root / "reports").exists()
+
+
+def test_promote_takes_exactly_one_policy(binary_workspace):
+    names = several(binary_workspace, a=BINARY_POLICY, b=BINARY_POLICY)
+    result = run("check", *names, "--promote", "champion")
+    assert result.exit_code == 2
+    assert "--promote gates one policy's candidate: name exactly one policy (got 2)" \
+        in result.stderr
+
+
+def test_verify_several_exits_with_the_worst(binary_workspace):
+    assert run("check", "policy.yaml").exit_code == 0
+    root = binary_workspace.root
+    record = (root / "reports/tiny.json").read_text()
+    (root / "altered.json").write_text(record.replace('"verdict": "pass"', '"verdict": "waived"',
+                                                      1))
+    result = run("verify", "reports/tiny.json", "altered.json")
+    assert result.exit_code == 1
+    assert "reports/tiny.json: INTACT" in result.output and "altered.json: ALTERED" in result.output
+    assert run("verify", "reports/tiny.json", "nothing.json").exit_code == 2

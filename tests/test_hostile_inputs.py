@@ -261,19 +261,31 @@ def test_an_unsigned_digest_is_described_honestly_and_can_be_required(tmp_path):
     done = run("verify", path)
     assert done.exit_code == 0 and "INTACT" in done.output
     assert "accidental" in done.output and "anyone can recompute" in done.output
-    done = run("verify", path, "--require-signature")
+    assert run("keygen", "-o", tmp_path / "alice").exit_code == 0
+    done = run("verify", path, "--require-signature", "--public-key", tmp_path / "alice.pub")
     assert done.exit_code == 1 and "not signed" in done.output
 
 
 def test_a_signature_can_be_required(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run("keygen", "-o", "alice").exit_code == 0
+    assert run("keygen", "-o", "mallory").exit_code == 0
     record = seal({"record_version": 1, "kind": "run"}, Path("alice"), "Alice <a@example.org>")
     Path("signed.json").write_text(json.dumps(record))
-    done = run("verify", "signed.json", "--require-signature")
-    assert done.exit_code == 0 and "signature by Alice" in done.output
     done = run("verify", "signed.json", "--require-signature", "--public-key", "alice.pub")
-    assert done.exit_code == 0
+    assert done.exit_code == 0 and "signature by Alice" in done.output
+    done = run("verify", "signed.json", "--require-signature", "--public-key", "mallory.pub")
+    assert done.exit_code == 1
+
+
+def test_requiring_a_signature_without_a_key_is_refused(tmp_path, monkeypatch):
+    """Any key can sign: without --public-key a required signature would prove nothing."""
+    monkeypatch.chdir(tmp_path)
+    assert run("keygen", "-o", "mallory").exit_code == 0
+    record = seal({"record_version": 1, "kind": "run"}, Path("mallory"), "CISO <c@example.org>")
+    Path("forged.json").write_text(json.dumps(record))
+    done = run("verify", "forged.json", "--require-signature")
+    assert done.exit_code == 2 and "--public-key" in done.output
 
 
 def test_a_record_without_a_digest_is_unsealed_not_altered(tmp_path):

@@ -191,3 +191,67 @@ def test_a_profile_to_standard_output_is_the_profile_alone(binary_workspace):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["mlcheck_profile"] == 1
     assert "profile of" in result.stderr
+
+
+@pytest.mark.parametrize("redirect", [">", ">>", "|"])
+def test_dev_stdout_is_written_through_not_replaced(binary_workspace, redirect):
+    assert run("check", "policy.yaml").exit_code == 0
+    mlcheck = os.path.join(os.path.dirname(sys.executable), "mlcheck")
+    sink = "> out.md" if redirect == ">" else ">> out.md" if redirect == ">>" else "| cat > out.md"
+    (binary_workspace.root / "out.md").write_text("EARLIER\n")
+    script = (f"(echo BEFORE; {mlcheck} report reports/tiny.json -f markdown -o /dev/stdout; "
+              f"echo AFTER) {sink}")
+    done = subprocess.run(["bash", "-c", script], cwd=binary_workspace.root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    text = (binary_workspace.root / "out.md").read_text()
+    lines = text.splitlines()
+    assert lines[-1] == "AFTER" and "BEFORE" in lines and "PASSED" in text
+    assert text.startswith("EARLIER\n") == (redirect == ">>")
+
+
+def test_a_policy_that_no_longer_loads_clears_its_own_default_outputs(binary_workspace):
+    root = binary_workspace.root
+    assert run("check", "policy.yaml").exit_code == 0
+    binary_workspace.policy(BINARY_POLICY.replace("min: 0.7", "min: .nan"))
+    assert run("check", "policy.yaml").exit_code == 2
+    assert not (root / "reports/tiny.json").exists()
+    assert not (root / "reports/tiny.html").exists()
+
+
+def test_a_missing_signing_key_clears_the_previous_outputs(binary_workspace):
+    root = binary_workspace.root
+    assert run("check", "policy.yaml").exit_code == 0
+    result = run("check", "policy.yaml", "--sign", "missing.pem", "--signer", "A <a@b.c>")
+    assert result.exit_code == 2
+    assert not (root / "reports/tiny.json").exists()
+
+
+def test_model_code_that_changes_directory_does_not_move_the_outputs(binary_workspace,
+                                                                     tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    root = binary_workspace.root
+    root.joinpath("wander.py").write_text(
+        "import os\nimport skops.io as sio\n\nclass Wander:\n"
+        "    def __init__(self, inner):\n        self.inner = inner\n"
+        "        self.classes_ = inner.classes_\n"
+        "    def predict(self, X):\n"
+        f"        os.chdir({str(elsewhere)!r})\n        return self.inner.predict(X)\n"
+        "    def predict_proba(self, X):\n"
+        f"        os.chdir({str(elsewhere)!r})\n        return self.inner.predict_proba(X)\n\n"
+        "def build():\n    path = 'model.skops'\n"
+        "    return Wander(sio.load(path, trusted=sio.get_untrusted_types(file=path)))\n")
+    binary_workspace.policy(BINARY_POLICY.replace("path: model.skops", "factory: wander.py:build"))
+    result = run("check", "policy.yaml")
+    assert result.exit_code == 0, result.output
+    assert (root / "reports/tiny.json").exists()
+    assert not (elsewhere / "reports").exists()
+
+
+def test_check_never_replaces_the_step_summary(binary_workspace, monkeypatch):
+    summary = binary_workspace.root / "gs.md"
+    summary.write_text("# earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = run("check", "policy.yaml", "--report", "gs.md")
+    assert result.exit_code == 2 and "step summary" in result.output
+    assert summary.read_text() == "# earlier step\n"

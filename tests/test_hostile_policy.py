@@ -254,3 +254,56 @@ def test_slice_values_in_check_ids_hold_no_control_characters(workspace):
     ids = [c.id for c in evaluate(path).checks]
     assert "performance/accuracy[group=\\x1b[2K\\x1b[1APASSED]" in ids
     assert all("\x1b" not in i and len(i) < 200 for i in ids), ids
+
+
+@pytest.mark.parametrize("action", [
+    "import signal, time; signal.signal(signal.SIGALRM, signal.SIG_IGN); time.sleep(20)",
+    "import time\n        for _ in range(200):\n            try:\n                time.sleep(0.1)"
+    "\n            except BaseException:\n                pass",
+])
+def test_a_model_that_defeats_the_time_limit_ends_the_run_without_a_verdict(workspace,
+                                                                           action):
+    import subprocess
+    import sys
+
+    path = hostile_workspace(workspace, action=action)
+    path.write_text(path.read_text().replace("  task: binary_classification\n",
+                                             "  task: binary_classification\n  timeout: 0.3\n"))
+    done = subprocess.run([sys.executable, "-m", "mlcheck.cli", "check", str(path)],
+                          cwd=workspace.root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "did not stop when asked" in done.stderr
+    assert not (workspace.root / "reports" / "hostile.json").exists()
+
+
+
+# ------------------------------------------------- messages for null keys and NaN values
+
+
+def test_a_null_list_says_it_is_empty(binary_workspace):
+    path = binary_workspace.policy(BINARY_POLICY[:BINARY_POLICY.index("performance:")]
+                                   + "performance:\n  rules: ~\n")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    message = str(caught.value)
+    assert "policy.yaml:" in message and "performance.rules" in message
+    assert "empty (null)" in message and "at least one entry" in message
+    assert "valid tuple" not in message
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("schema:\n  columns:\n    group: {dtype: str, checks: {isin: [a, .nan]}}\n",
+     "schema.columns.group.checks.isin[1]"),
+    ("fairness:\n  sensitive: [group]\n  rules:\n"
+     "    - {metric: accuracy, min: 0.5, reference: .nan}\n", "fairness.rules[0].reference"),
+    ("fairness:\n  sensitive: [group]\n  rules:\n"
+     "    - {metric: accuracy, min: 0.5, reference: -.inf}\n", "fairness.rules[0].reference"),
+])
+def test_nan_anywhere_says_a_finite_number_is_needed(binary_workspace, text, key):
+    path = binary_workspace.policy(BINARY_POLICY + text)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    message = str(caught.value)
+    assert f"{key}: must be a finite number, not " in message
+    assert message.split("not ")[-1].split()[0].rstrip(";,") in ("nan", "-inf")
+    assert "valid boolean" not in message

@@ -148,7 +148,7 @@ def test_markdown_has_no_live_mentions_links_images_or_html():
     for fragment in ("![", "](", "<img", "<script", "`", "**bold**", "~~", "$x", "\x1b"):
         assert fragment not in text, fragment
     allowed = ("### mlcheck", "|", "**Blocked by**", "<details>", "</details>", "- expired",
-               "<sub>", "> ")
+               "<sub>", "> ", "**Headline values**", "**Checks by family**")
     for line in text.splitlines():
         assert not line or line.startswith(allowed) or line[0].isdigit(), line
 
@@ -159,7 +159,7 @@ def test_markdown_table_cells_hold_whatever_the_text(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("|")]
     tables = sum(line.startswith("|---") for line in rows)
     html = markdown_it.MarkdownIt("commonmark").enable("table").render(text)
-    assert tables == 2 and html.count("<tr>") == len(rows) - tables  # a row is a table row
+    assert tables == 4 and html.count("<tr>") == len(rows) - tables  # a row is a table row
     assert html.count("<td>") == 5 * (len(rows) - 2 * tables)  # five cells each, no more
     assert "<a " not in html and "<img" not in html and "<script" not in html
     assert "<em>" not in html and "<strong>bold" not in html and "<h1>" not in html
@@ -290,3 +290,26 @@ def test_a_genuine_record_renders_as_it_did_and_verifies(checked):
     assert texts["markdown"].startswith("### mlcheck: tiny: **BLOCKED**")
     assert run("verify", "out.html").exit_code == 0
     assert "record-integrity" not in texts["sarif"] + texts["junit"]
+
+
+def test_a_forged_signature_is_never_rendered_as_a_real_one(tmp_path, monkeypatch):
+    """A record resealed with a made-up signature block: its digest holds, its signature
+    does not; every format must say UNVERIFIED, not "Signed by CISO"."""
+    import base64
+    import os as os_module
+
+    from mlcheck.integrity import seal
+    from mlcheck.report.text import record_status
+
+    record = seal({"record_version": 1, "kind": "run", "verdict": "passed"})
+    assert record_status(record) == "sealed"
+    record["integrity"]["signature"] = {
+        "algorithm": "ed25519", "signer": "CISO <ciso@example.org>",
+        "signed_at": "2026-11-30T00:00:00+00:00",
+        "public_key": base64.b64encode(os_module.urandom(32)).decode(),
+        "value": base64.b64encode(os_module.urandom(64)).decode()}
+    assert record_status(record) == "altered"
+    record["integrity"]["signature"] = {"signer": "CISO"}  # damaged
+    assert record_status(record) == "altered"
+    record["integrity"] = {"algorithm": "md5", "digest": None}  # malformed, not unsealed
+    assert record_status(record) == "altered"

@@ -52,6 +52,29 @@ def checks_by_key(record: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any
             for run in runs_of(record) for check in run["checks"]}
 
 
+def _bounds_text(bounds: dict[str, Any] | None) -> str:
+    return ", ".join(f"{k} {format_number(v)}" for k, v in (bounds or {}).items()) or "none"
+
+
+def verdict_cause(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, str]:
+    """Why a check's verdict changed between two records: `bound` (the policy's bound
+    changed, the value did not), `value`, `bound and value`, or `other` (neither: a
+    waiver, a severity, an error), with a sentence saying so."""
+    bound_moved = (old.get("bounds") or {}) != (new.get("bounds") or {})
+    value_moved = old.get("value") != new.get("value")
+    bounds = f"{_bounds_text(old.get('bounds'))} → {_bounds_text(new.get('bounds'))}"
+    values = f"{format_number(old.get('value'))} → {format_number(new.get('value'))}"
+    if bound_moved and not value_moved:
+        return "bound", f"the policy's bound changed ({bounds}); the value did not " \
+                        f"({format_number(new.get('value'))})"
+    if bound_moved:
+        return "bound and value", f"both the policy's bound ({bounds}) and the value " \
+                                  f"({values}) changed"
+    if value_moved:
+        return "value", f"the value changed ({values}) under the same bound ({bounds})"
+    return "other", "neither the value nor the bound changed (a waiver, severity or error)"
+
+
 def compare(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
     """What changed since a previous record: verdicts, values, checks, waivers."""
     now, before = checks_by_key(current), checks_by_key(previous)
@@ -64,8 +87,9 @@ def compare(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]
     for key in now.keys() & before.keys():
         new, old = now[key], before[key]
         if new["verdict"] != old["verdict"]:
+            cause, why = verdict_cause(old, new)
             changed.append({"policy": key[0], "id": _label(key), "from": old["verdict"],
-                            "to": new["verdict"]})
+                            "to": new["verdict"], "cause": cause, "why": why})
         if isinstance(new.get("value"), (int, float)) and isinstance(
                 old.get("value"), (int, float)) and new["value"] != old["value"]:
             moved.append({"policy": key[0], "id": _label(key), "from": old["value"],
@@ -78,8 +102,11 @@ def compare(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]
     new_w, old_w = waivers(current), waivers(previous)
     names_now = {run["policy"]["name"] for run in runs_of(current)}
     names_before = {run["policy"]["name"] for run in runs_of(previous)}
+    sha_now = {run["policy"].get("sha256") for run in runs_of(current)}
+    sha_before = {run["policy"].get("sha256") for run in runs_of(previous)}
     return {
         "policies_differ": names_now != names_before,
+        "policy_changed": sha_now != sha_before,
         "previous": {"created_at": previous.get("created_at"),
                      "verdict": previous.get("verdict"),
                      "digest": (previous.get("integrity") or {}).get("digest")},
@@ -109,21 +136,39 @@ def _code(value: Any) -> str:
     return f"<code>{_cell(value)}</code>"
 
 
+# characters: under a GitHub comment's 65,536 (a step summary may hold 1 MiB), with room
+# for a line CI adds (the mlcheck action links the report artifact)
+MARKDOWN_LIMIT = 64_000
+TABLE_ROWS = 50  # checks per table; the rest are counted, and listed in the HTML report
+HEADLINE_ROWS = 25  # headline values per policy
+HEADLINE_FAMILIES = ("performance", "fairness")
+
+
 def render_markdown(record: dict[str, Any], previous: dict[str, Any] | None = None, *,
-                    status: str | None = None) -> str:
-    """A short summary: the verdict, what blocked it, what else did not pass; first a
-    warning when the record is altered (its digest does not match) or unsealed."""
+                    status: str | None = None, limit: int = MARKDOWN_LIMIT) -> str:
+    """A pull-request comment or CI step summary. For each policy: the verdict and what
+    blocked it, then the headline values with their intervals (each performance and
+    fairness check), the checks by family, what else did not pass; first a warning when
+    the record is altered (its digest does not match) or unsealed. At most `limit`
+    characters: a longer summary is cut at a line and says where the rest is."""
     status = status or record_status(record)
     lines = []
     if status == "altered":
         lines += [f"> **UNVERIFIED: {ALTERED_NOTE}.**", ""]
     elif status == "unsealed":
         lines += [f"> {UNSEALED_NOTE}.", ""]
-    for run in runs_of(record):
+    runs, missing = runs_of(record), policies_not_run(record)
+    if record.get("kind") == "session":
+        tally = {v: sum(r["verdict"] == v for r in runs) for v in ("passed", "blocked",
+                                                                  "partial")}
+        parts = [f"{n} {v}" for v, n in tally.items() if n]
+        parts += [f"{len(missing)} not run"] if missing else []
+        lines += [f"## mlcheck: {_verdict(record['verdict'], status)}: {len(runs) + len(missing)}"
+                  f" policies ({', '.join(parts)})", ""]
+    for run in runs:
         counts = _cell(" · ".join(f"{n} {v}" for v, n in run["counts"].items() if n))
-        verdict = f"**{_cell(run['verdict']).upper()}**" if status != "altered" else \
-            f"**UNVERIFIED** (the record claims {_cell(run['verdict'])})"
-        lines += [f"### mlcheck: {_cell(run['policy']['name'])}: {verdict}", "",
+        lines += [f"### mlcheck: {_cell(run['policy']['name'])}: "
+                  f"{_verdict(run['verdict'], status)}", "",
                   f"{counts} ({len(run['checks'])} checks)", ""]
         if not_run_note(run):
             shown = ", ".join(_code(i) for i in run["not_run"][:20])
@@ -135,7 +180,10 @@ def render_markdown(record: dict[str, Any], previous: dict[str, Any] | None = No
         blocking = [c for c in run["checks"] if c["blocking"]]
         others = [c for c in run["checks"] if not c["blocking"] and c["verdict"] != "pass"]
         if blocking:
-            lines += ["**Blocked by**", "", *_table(blocking), ""]
+            lines += [f"**Blocked by** {len(blocking)} check{'s' * (len(blocking) > 1)}", "",
+                      *_table(blocking), ""]
+        lines += _headline(run["checks"])
+        lines += ["**Checks by family**", "", *_families(run["checks"]), ""]
         if others:
             lines += ["<details><summary>Not blocking: "
                       f"{len(others)} warned, waived or inconclusive</summary>", "",
@@ -147,30 +195,109 @@ def render_markdown(record: dict[str, Any], previous: dict[str, Any] | None = No
                          f"{_cell(waiver['expires'])})")
         if stale:
             lines.append("")
-    for missing in policies_not_run(record):
-        lines += [f"### mlcheck: {_code(missing['policy'])}: **NOT RUN** "
-                  f"({_cell(missing['reason'])}), so this session is not a gate verdict", ""]
+    for gone in missing:
+        lines += [f"### mlcheck: {_code(gone['policy'])}: **NOT RUN** "
+                  f"({_cell(gone['reason'])}), so this session is not a gate verdict", ""]
     if previous is not None:
         lines += _comparison_lines(compare(record, previous))
     block = record["integrity"] if isinstance(record.get("integrity"), dict) else {}
+    footer = []
     if status == "sealed":
-        lines.append(f"<sub>record sha256 <code>{_cell(block.get('digest'))}</code></sub>")
+        footer.append(f"<sub>record sha256 <code>{_cell(block.get('digest'))}</code></sub>")
     elif status == "altered":
-        lines.append(f"<sub>recorded sha256 <code>{_cell(block.get('digest'))}</code>, "
-                     "which does not match the record's content</sub>")
-    return "\n".join(lines).rstrip("\n") + "\n"
+        footer.append(f"<sub>recorded sha256 <code>{_cell(block.get('digest'))}</code>, "
+                      "which does not match the record's content</sub>")
+    return _fit(lines, footer, limit)
+
+
+def _verdict(verdict: Any, status: str) -> str:
+    return f"**{_cell(verdict).upper()}**" if status != "altered" else \
+        f"**UNVERIFIED** (the record claims {_cell(verdict)})"
+
+
+def _fit(lines: list[str], footer: list[str], limit: int) -> str:
+    """The summary within `limit` characters: whole lines, every `<details>` closed, and a
+    note saying it was cut and where the rest is."""
+    text = "\n".join([*lines, *footer]).rstrip("\n") + "\n"
+    if len(text) <= limit:
+        return text
+    note = (f"**Truncated** to {limit:,} characters (for GitHub's comment limit): the "
+            "HTML report and the JSON record (in CI, the job's report artifact) hold every "
+            "check.")
+    budget = limit - len(note) - sum(len(line) + 1 for line in footer) - 32
+    kept, size, open_details = [], 0, 0
+    for line in lines:
+        if size + len(line) + 1 > budget:
+            break
+        kept.append(line)
+        size += len(line) + 1
+        open_details += line.startswith("<details>") - line.startswith("</details>")
+    kept += ["", "</details>"] * open_details + ["", note, "", *footer]
+    return "\n".join(kept).rstrip("\n") + "\n"
+
+
+def _bounds(check: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in check["bounds"].items()) or "—"
+
+
+def _interval(check: dict[str, Any]) -> str:
+    """`[low, high] 95%`, or a dash when the check has no interval."""
+    interval = check.get("interval") or {}
+    low, high = interval.get("low"), interval.get("high")
+    if not all(isinstance(v, (int, float)) for v in (low, high)):
+        return "—"
+    confidence = interval.get("confidence")
+    level = f" {confidence:.0%}" if isinstance(confidence, (int, float)) else ""
+    return f"[{format_number(low)}, {format_number(high)}]{level}"
+
+
+def _more(rows: list[str], hidden: int, what: str) -> list[str]:
+    """A table's rows, and when some were left out, a line saying how many."""
+    if hidden <= 0:
+        return rows
+    return [*rows, "", f"… and {hidden} more {what}: the HTML report lists them"]
 
 
 def _table(checks: list[dict[str, Any]]) -> list[str]:
     ordered = sorted(checks, key=lambda c: (NOT_PASSED_ORDER.index(c["verdict"])
                                             if c["verdict"] in NOT_PASSED_ORDER else 9))
     rows = ["| check | verdict | value | bound | message |", "|---|---|---|---|---|"]
-    for c in ordered:
-        bounds = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
-                           for k, v in c["bounds"].items()) or "—"
+    for c in ordered[:TABLE_ROWS]:
         rows.append(f"| {_code(c['id'])} | {_cell(c['verdict'])} | "
-                    f"{_cell(format_number(c['value']))} | {_cell(bounds)} | "
+                    f"{_cell(format_number(c['value']))} | {_cell(_bounds(c))} | "
                     f"{_cell(c['message'], 300)} |")
+    return _more(rows, len(ordered) - TABLE_ROWS, "checks")
+
+
+def _headline(checks: list[dict[str, Any]]) -> list[str]:
+    """Each performance and fairness check's value with its interval: blocking ones first,
+    then the others that did not pass, then the passed ones, each in policy order."""
+    chosen = [c for c in checks if c["family"] in HEADLINE_FAMILIES]
+    if not chosen:
+        return []
+    chosen.sort(key=lambda c: 0 if c["blocking"] else 2 if c["verdict"] == "pass" else 1)
+    rows = ["**Headline values** (performance and fairness, with their intervals)", "",
+            "| check | verdict | value | interval | bound |", "|---|---|---|---|---|"]
+    for c in chosen[:HEADLINE_ROWS]:
+        rows.append(f"| {_code(c['id'])} | {_cell(c['verdict'])} | "
+                    f"{_cell(format_number(c['value']))} | {_cell(_interval(c))} | "
+                    f"{_cell(_bounds(c))} |")
+    return [*_more(rows, len(chosen) - HEADLINE_ROWS, "performance and fairness checks"), ""]
+
+
+def _families(checks: list[dict[str, Any]]) -> list[str]:
+    """Counts per family: checks, passed, what did not pass (by verdict), blocking."""
+    families: dict[str, list[dict[str, Any]]] = {}
+    for c in checks:
+        families.setdefault(c["family"], []).append(c)
+    rows = ["| family | checks | pass | not passed | blocking |", "|---|---|---|---|---|"]
+    for family, members in families.items():
+        verdicts = [c["verdict"] for c in members]
+        failed = ", ".join(f"{verdicts.count(v)} {v}" for v in NOT_PASSED_ORDER
+                           if v in verdicts) or "—"
+        rows.append(f"| {_cell(family)} | {len(members)} | {verdicts.count('pass')} | "
+                    f"{_cell(failed)} | {sum(bool(c['blocking']) for c in members)} |")
     return rows
 
 
@@ -180,7 +307,8 @@ def _comparison_lines(diff: dict[str, Any]) -> list[str]:
              f"{_cell(verdict['from'])} → {_cell(verdict['to'])}", ""]
     for change in diff["verdict_changes"]:
         lines.append(f"- {_code(change['id'])}: {_cell(change['from'])} → "
-                     f"{_cell(change['to'])}")
+                     f"{_cell(change['to'])}"
+                     + (f": {_cell(change['why'])}" if change.get("why") else ""))
     for change in diff["value_changes"][:10]:
         lines.append(f"- {_code(change['id'])}: {_cell(format_number(change['from']))} → "
                      f"{_cell(format_number(change['to']))} ({change['delta']:+.4g})")
@@ -194,6 +322,9 @@ def _comparison_lines(diff: dict[str, Any]) -> list[str]:
         lines.append("- no check changed verdict or value")
     if diff["policies_differ"]:
         lines.insert(2, "- note: the two records are of different policies")
+    elif diff.get("policy_changed"):
+        lines.insert(2, "- note: the policy changed between the two records (its SHA-256 "
+                        "differs)")
     return [*lines, ""]
 
 
@@ -364,8 +495,24 @@ def _html(record: dict[str, Any], previous: dict[str, Any] | None = None, *,
                        status=status)
 
 
+def _model_card(record: dict[str, Any], previous: dict[str, Any] | None = None, *,
+                status: str | None = None) -> str:
+    from mlcheck.report.model_card import render_model_card  # it imports this module
+
+    return render_model_card(record, previous, status=status)
+
+
+def _github(record: dict[str, Any], previous: dict[str, Any] | None = None, *,
+            status: str | None = None) -> str:
+    from mlcheck.ci import render_annotations  # workflow commands for GitHub Actions
+
+    return render_annotations(record, previous, status=status)
+
+
 # each renders (record, previous record or None, status=...): `status` is the record's
 # `record_status` as read from its file (before it was normalised); by default, its own
 FORMATS: dict[str, Callable[..., str]] = {
-    "html": _html, "markdown": render_markdown, "sarif": render_sarif, "junit": render_junit}
-SUFFIXES = {"html": ".html", "markdown": ".md", "sarif": ".sarif", "junit": ".xml"}
+    "html": _html, "markdown": render_markdown, "sarif": render_sarif, "junit": render_junit,
+    "model-card": _model_card, "github": _github}
+SUFFIXES = {"html": ".html", "markdown": ".md", "sarif": ".sarif", "junit": ".xml",
+            "model-card": ".card.md", "github": ".annotations"}

@@ -61,19 +61,24 @@ UNSEALED_NOTE = ("This record is unsealed: it carries no integrity digest, so no
 
 
 def record_status(record: dict[str, Any]) -> str:
-    """`sealed` when the record's digest matches its content, `unsealed` when it carries
-    no digest, and `altered` otherwise (an edited record, or an unknown algorithm)."""
-    from mlcheck.integrity import digest
+    """`sealed` when the record's digest matches its content (and a signature it carries
+    holds against its own key), `unsealed` when it carries no integrity block, and
+    `altered` otherwise (an edited record, a malformed block, an unknown algorithm, a
+    forged or damaged signature)."""
+    from mlcheck.integrity import digest, own_signature_problem
 
-    block = record.get("integrity")
-    if not isinstance(block, dict) or not isinstance(block.get("digest"), str):
-        return "unsealed"  # as `mlcheck verify` sees it: no digest to check
-    if block.get("algorithm") != "sha256":
-        return "altered"
+    if "integrity" not in record or record["integrity"] is None:
+        return "unsealed"  # as `mlcheck verify` sees it: nothing to check
+    block = record["integrity"]
+    if not isinstance(block, dict) or block.get("algorithm") != "sha256" \
+            or not isinstance(block.get("digest"), str):
+        return "altered"  # a block that cannot be checked is not a seal
     try:
-        return "sealed" if block.get("digest") == digest(record) else "altered"
+        if block["digest"] != digest(record):
+            return "altered"
     except (TypeError, ValueError):  # not JSON (e.g. NaN): not what was sealed
         return "altered"
+    return "altered" if own_signature_problem(block) else "sealed"
 
 
 # ---------------------------------------------------------------------- detail lines
