@@ -150,3 +150,33 @@ def test_the_example_report_in_chromium(example_evaluation, tmp_path):
     (tmp_path / "report.png").write_bytes(image)
     if os.environ.get("MLCHECK_SCREENSHOT"):  # refresh the README's picture
         SCREENSHOT.write_bytes(image)
+
+
+def test_the_mutation_page_in_chromium(workspace, tmp_path):
+    """The mutation page of a tiny policy: the score and every operator readable on
+    screen, no error logged (the page has no script)."""
+    from mlcheck.integrity import seal
+    from mlcheck.mutate import mutate
+    from mlcheck.mutate import render_html as render_mutation
+
+    from .conftest import BINARY_POLICY, binary_frame, fitted_logistic
+
+    frame = binary_frame()
+    workspace.frame("eval.csv", frame)
+    workspace.skops("model.skops", fitted_logistic(frame))
+    policy = workspace.policy(BINARY_POLICY + "statistics: {resamples: 0}\n")
+    record = seal(mutate(policy, families=("performance", "subgroup", "data")))
+    page = tmp_path / "mutation.html"
+    page.write_text(render_mutation(record), encoding="utf-8")
+    browser = Browser(tmp_path / "profile")
+    try:
+        browser.open(page.as_uri())
+        text = browser.call("Runtime.evaluate", expression="document.body.innerText",
+                            returnByValue=True)["result"]["value"]
+        errors = browser.errors()
+    finally:
+        browser.close()
+    assert f"Mutation score {record['score']:.0%}" in text
+    assert all(op["operator"] in text for op in record["operators"])
+    assert "no drift and no schema rules" in text
+    assert not errors, errors
