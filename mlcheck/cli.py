@@ -449,6 +449,12 @@ def mutate(
         "--groups", help="Also confine subgroup harm to the groups of this column "
         "(repeatable).")] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the mutants.")] = 0,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="Also re-run explainability for proxy mutants (the permutation "
+        "explainer on the wrapped model: slow on real data).")] = False,
+    only: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--only", metavar="PATTERN", help="Keep only the operators whose family/operator "
+        "matches (`*`: any text), e.g. 'subgroup/flip[race=*]' (repeatable).")] = None,
     json_path: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--json", help="Where to write the JSON record [default: DIR/<policy name>"
         ".mutation.json]")] = None,
@@ -485,7 +491,8 @@ def mutate(
             record = run_mutate(loaded, families=chosen, groups=tuple(groups or ()),
                                 budget=Budget(mutants=budget, model_calls=model_calls,
                                               levels=levels),
-                                seed=seed, trust_model=trust_model,
+                                seed=seed, trust_model=trust_model, explain=explain,
+                                only=tuple(only or ()),
                                 progress=lambda text: status.update(_safe(text, 200)))
         record = seal(record)
         _write(dict(zip(outputs, (json.dumps(record, indent=2, allow_nan=False) + "\n",

@@ -22,6 +22,11 @@ from mlcheck.policy import Policy
 from mlcheck.stats import CellBootstrap, RowBootstrap
 from mlcheck.subject import LoadedModel, Subject
 
+# A model is called on at most this many rows at a time: what a pipeline builds on its way
+# (encoded copies of the input, text as Python objects) then takes memory of one batch,
+# not of the whole dataset. Rows are predicted independently, as scikit-learn does.
+PREDICT_ROWS = 100_000
+
 
 def label_key(value: Any) -> str:
     """A label as comparable text: True, 1 and 1.0 are one label; "yes" is itself."""
@@ -49,6 +54,10 @@ class Truth:
     positive_label: Any = None
 
 
+class _WrongRows(Exception):
+    """A model returned a number of rows other than it was given."""
+
+
 class Context:
     """Lazy cache of a run's shared work: predictions, scores, truth, validation results."""
 
@@ -61,6 +70,11 @@ class Context:
         self.model_calls: Counter[tuple[str, str, str]] = Counter()
         self._memo: dict[Hashable, tuple[bool, Any]] = {}
         self._cell_needs: dict[str, set[tuple[str, str]]] = {}
+
+    def adopt(self, other: Context, keep: Callable[[Hashable], bool]) -> None:
+        """Take over another context's cached work for the keys `keep` accepts (a mutant
+        of the subject shares what its change cannot affect; `mlcheck mutate`)."""
+        self._memo.update({k: v for k, v in other._memo.items() if keep(k)})
 
     def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """Compute once per key; a failure is remembered and raised again."""
@@ -129,7 +143,15 @@ class Context:
         return cells
 
     def frame(self, dataset: str) -> pd.DataFrame:
-        return self.subject.datasets[dataset].frame
+        loaded = self.subject.datasets[dataset]
+        if loaded.spark is not None:  # its rows stay in Spark: only drift reads them there
+            raise CheckError(f"dataset '{dataset}' is a Spark dataset, and this check does "
+                             "not run on Spark yet (docs/spark.md)")
+        return loaded.frame
+
+    def spark_frame(self, dataset: str) -> Any:
+        """A Spark dataset's DataFrame, or None for a dataset held in pandas."""
+        return self.subject.datasets[dataset].spark
 
     def model(self, role: str) -> LoadedModel:
         model = self.subject.model if role == "candidate" else self.subject.baseline
@@ -195,25 +217,37 @@ class Context:
         return frame.drop(columns=[c for c in frame.columns if c in excluded])
 
     def _call(self, model: LoadedModel, method: str, dataset: str) -> np.ndarray:
-        """Call the model once, and check that what it returns has the right shape."""
+        """Call the model on the whole dataset (in batches of PREDICT_ROWS rows; the time
+        limit covers them all), and check that what it returns has the right shape."""
         estimator = model.estimator
         if not hasattr(estimator, method):
             raise CheckError(f"{model.role} model ({type(estimator).__name__}) has no "
                              f"`{method}` method")
         self.model_calls[(model.role, dataset, method)] += 1
-        rows = len(self.frame(dataset))
+        features = self.features(dataset, model)
+        rows = len(features)
+        parts = []
         try:
             with time_limit(self.model_timeout, f"{model.role} model's {method} on dataset "
                                                 f"'{dataset}'"):
-                output = np.asarray(getattr(estimator, method)(self.features(dataset, model)))
+                for start in range(0, max(rows, 1), PREDICT_ROWS):
+                    batch = features.iloc[start:start + PREDICT_ROWS]
+                    part = np.asarray(getattr(estimator, method)(batch))
+                    if part.ndim == 0 or part.shape[0] != len(batch):
+                        where = f"the {rows} rows" if len(batch) == rows else \
+                            f"rows {start}-{start + len(batch) - 1} of the {rows} rows"
+                        raise _WrongRows(f"{model.role} model's {method} returned "
+                                         f"{part.shape[:1] or 0} rows for {where} of "
+                                         f"dataset '{dataset}'")
+                    parts.append(part)
         except ModelTimeout as exc:  # remembered, so every check that needs it says so
+            raise CheckError(str(exc)) from None
+        except _WrongRows as exc:
             raise CheckError(str(exc)) from None
         except Exception as exc:
             raise CheckError(f"{model.role} model raised {type(exc).__name__} in {method} on "
                              f"dataset '{dataset}': {exc}") from None
-        if output.ndim == 0 or output.shape[0] != rows:
-            raise CheckError(f"{model.role} model's {method} returned {output.shape[:1] or 0} "
-                             f"rows for the {rows} rows of dataset '{dataset}'")
+        output = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if method == "predict_proba":
             classes = len(getattr(estimator, "classes_", []))
             if output.ndim != 2 or output.shape[1] != classes:
@@ -247,14 +281,16 @@ class Context:
         known = set(map(label_key, self.frame(dataset)[self.policy.data.target].unique()))
         if model.estimator is not None and self.task == MULTICLASS:
             known |= set(map(label_key, model.estimator.classes_))
-        predicted = raw.map(label_key)
-        unknown = sorted(set(predicted.unique()) - known)
+        codes, distinct = pd.factorize(raw, use_na_sentinel=False)  # each label once
+        keys = [label_key(value) for value in distinct]
+        unknown = sorted(set(keys) - known)
         if unknown:
             raise CheckError(f"{role} predicts labels that are not labels of target "
                              f"'{self.policy.data.target}': {', '.join(unknown[:10])} "
                              f"(target labels: {', '.join(sorted(known)[:10])})")
         if self.task == BINARY:
-            return (predicted == label_key(self.truth(dataset).positive_label)).to_numpy()
+            positive = label_key(self.truth(dataset).positive_label)
+            return np.array([key == positive for key in keys], dtype=bool)[codes]
         return raw.to_numpy()
 
     def _scores(self, role: str, dataset: str) -> np.ndarray:

@@ -11,6 +11,7 @@ import datetime as dt
 import difflib
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -144,7 +145,7 @@ class ModelSource(Spec):
         ]
         if len(sources) != 1:
             raise ValueError(
-                "give exactly one of `path`, `uri`, `factory`, or black-box "
+                "give exactly one of `path`, `factory`, `uri`, or black-box "
                 "`predictions`/`scores`" + (f" (found {', '.join(sources)})" if sources else "")
             )
         if (self.path or "").startswith(MODEL_URI_SCHEMES):
@@ -198,14 +199,46 @@ class SampleSpec(Spec):
     seed: int = Field(0, ge=0, description="Seed of the sample.")
 
 
-class DatasetSpec(Spec):
-    """A dataset file (CSV, gzip'd CSV or Parquet)."""
+class SparkSource(Spec):
+    """A dataset read through a SparkSession (docs/spark.md): a table, or a path and format."""
 
-    path: str = Field(description="File path, relative to the policy file.")
+    table: str | None = Field(None, description="A table name, e.g. `lake.events`.")
+    path: str | None = Field(None, description="A path or URI Spark reads (relative paths: "
+                             "to the policy file).")
+    format: str | None = Field(None, description="With `path`: parquet, csv, json, orc, delta…")
+    options: dict[str, str] = Field(default_factory=dict, description="Reader options, e.g. "
+                                    "{header: 'true'} for CSV.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SparkSource:
+        if (self.table is None) == (self.path is None):
+            raise ValueError("give exactly one of `table` or `path`")
+        if self.path is not None and not self.format:
+            raise ValueError("`path` needs a `format` (parquet, csv, json, orc, delta…)")
+        if self.table is not None and (self.format or self.options):
+            raise ValueError("`format` and `options` go with `path`, not `table`")
+        return self
+
+
+class DatasetSpec(Spec):
+    """A dataset file (CSV, gzip'd CSV or Parquet), or a Spark source (`spark`)."""
+
+    path: str | None = Field(None, description="File path, relative to the policy file.")
+    spark: SparkSource | None = Field(None, description="Read through Spark instead of from "
+                                      "a file (docs/spark.md); needs the `spark` extra.")
     sha256: Sha256 | None = Field(None, description="Expected SHA-256 of the file.")
     format: Literal["csv", "parquet"] | None = Field(None, description="Default: from suffix.")
     sample: SampleSpec | None = Field(None, description="Evaluate a seeded sample of the rows "
                                       "(exploratory runs); the record and report say so.")
+
+    @model_validator(mode="after")
+    def _file_or_spark(self) -> DatasetSpec:
+        if (self.path is None) == (self.spark is None):
+            raise ValueError("give exactly one of `path` (a file) or `spark` (a Spark source)")
+        if self.spark is not None and (self.format or self.sample):
+            raise ValueError("`format` and `sample` are for files; a Spark source sets its "
+                             "format under `spark`, and has no `sample` yet")
+        return self
 
 
 class DataSpec(Spec):
@@ -314,9 +347,10 @@ class PerformanceRule(Evidence):
     max: float | None = Field(None, description="Highest acceptable value.")
     gate_on: GateOn = Field("value", description="What is compared with min/max: the value, "
                             "a bound of its interval, or the whole interval.")
-    interval: Literal["bootstrap", "delong"] = Field(
-        "bootstrap", description="How the interval is computed: the shared bootstrap, or "
-        "DeLong's analytic interval (roc_auc, binary only).")
+    interval: Literal["auto", "bootstrap", "delong"] = Field(
+        "auto", description="How the interval is computed: `auto` (DeLong's for roc_auc on "
+        "100,000 rows or more, else the shared bootstrap), `bootstrap`, or `delong` (DeLong's "
+        "analytic interval; roc_auc, binary only).")
     min_rows: int | None = Field(None, ge=1, description="Overrides the section's min_rows.")
     by: tuple[str, ...] = Field((), description="Columns to slice by: one check per slice.")
     baseline: BaselineRule | None = Field(None, description="Compare with the baseline model.")
@@ -1041,6 +1075,11 @@ def _explain(exc: ValidationError, raw: dict, positions: dict, path: Path) -> li
             message = f"'{error['input']}' is not allowed" + suggest(str(error["input"]), expected)
             if 0 < len(expected) <= 30:
                 message += f"; allowed: {', '.join(expected)}"
+        elif error["input"] is None and kind in ("tuple_type", "list_type", "dict_type"):
+            message = "is empty (null): give at least one entry"
+        elif (isinstance(error["input"], float) and not math.isfinite(error["input"])
+              and kind != "string_type"):  # every member of a union says so: one message
+            message = f"must be a finite number, not {error['input']}"
         else:
             message = error["msg"].removeprefix("Value error, ")
             if kind == "string_type" and isinstance(error["input"], (bool, int, float)):

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from mlcheck.errors import InputError, display_path, suggest
-from mlcheck.guard import interrupted, watch_interrupts
+from mlcheck.guard import interrupted, model_code
 from mlcheck.inputs import (
     DATASET,
     DATASET_ROWS,
@@ -94,9 +94,12 @@ class LoadedDataset:
     file_columns: int | None = None  # columns in the file; the frame holds those it needs
     sample: dict[str, int] | None = None  # {rows, of, seed} when the rows are a sample
     digest_method: str | None = None  # how an in-memory DataFrame's sha256 was computed
+    spark: Any = None  # a Spark DataFrame (mlcheck/spark.py); `frame` then holds no rows
+    rows: int | None = None  # a Spark dataset's row count
 
     def describe(self) -> dict[str, Any]:
-        described = {**self.artifact.to_dict(), "rows": len(self.frame),
+        described = {**self.artifact.to_dict(),
+                     "rows": len(self.frame) if self.spark is None else self.rows,
                      "columns": self.file_columns or len(self.frame.columns)}
         if self.sample is not None:
             described["sample"] = self.sample
@@ -153,8 +156,14 @@ def load_subject(policy: Policy, *, trust_model: bool = False, model: Any = None
     given = _check_in_memory(policy, model, baseline, datasets or {})
     base = policy.base_dir
     files = {}
+    spark_sources = [n for n, s in policy.data.datasets.items()  # tables, and Spark frames
+                     if (s.spark and n not in given) or is_spark_frame(given.get(n))]
+    if spark_sources:  # before any file is read: a section Spark cannot run stops the run
+        from mlcheck.spark import check_supported
+
+        check_supported(policy, spark_sources)
     for name, spec in policy.data.datasets.items():
-        if name in given:
+        if name in given or spec.spark is not None:
             continue
         key = ("data", "datasets", name)
         path = base / spec.path
@@ -192,6 +201,11 @@ def load_subject(policy: Policy, *, trust_model: bool = False, model: Any = None
     needs = needed_columns(policy, model, baseline)
     datasets = {}
     for name in policy.data.datasets:
+        if name in spark_sources:
+            from mlcheck.spark import load_dataset
+
+            datasets[name] = load_dataset(policy, name, needs[name], given.get(name))
+            continue
         if name in given:
             datasets[name] = in_memory_dataset(policy, name, given[name])
             continue
@@ -431,7 +445,13 @@ def read_dataset(path: Path, fmt: str | None = None, *, name: str = "dataset",
         if fmt == "parquet":
             names = _check_parquet(content, what, max_rows)
             columns = select(names) if select and names is not None else None
-            frame = pd.read_parquet(io.BytesIO(content), columns=columns)
+            import pyarrow
+
+            # Arrow reads the bytes in place (io.BytesIO would be copied into Arrow's
+            # memory first), and its allocator gives back the pages it decoded into,
+            # which would otherwise stay resident for the run
+            frame = pd.read_parquet(pyarrow.BufferReader(content), columns=columns)
+            pyarrow.default_memory_pool().release_unused()
         else:
             sep = "\t" if ".tsv" in suffix else ","
             header = pd.read_csv(stream(), sep=sep, header=None, nrows=1, dtype=str)
@@ -573,7 +593,7 @@ def _unpickle(content: bytes, name: str, shown: str, role: str, where: Any) -> A
             return joblib.load(io.BytesIO(content))
         import pickle
 
-        with watch_interrupts():
+        with model_code():
             return pickle.loads(content)  # only with explicit trust or a matching pin
     except BaseException as exc:  # a trusted pickle may still run sys.exit() as it loads
         if isinstance(exc, KeyboardInterrupt) and interrupted():
@@ -590,7 +610,7 @@ def _call_factory(spec: str, base: Path, role: str, where: Any) -> tuple[Any, Ar
     folder = str(base.resolve())
     sys.path.insert(0, folder)
     try:
-        with watch_interrupts():
+        with model_code():
             if module_name.endswith(".py"):
                 module = _import_file(base / module_name)
             else:
@@ -606,7 +626,7 @@ def _call_factory(spec: str, base: Path, role: str, where: Any) -> tuple[Any, Ar
     source_file = getattr(module, "__file__", None)
     artifact = fingerprint(Path(source_file), what="factory module") if source_file else None
     try:
-        with watch_interrupts():
+        with model_code():
             return factory(), artifact
     except BaseException as exc:  # sys.exit() in a factory is not a verdict either
         if isinstance(exc, KeyboardInterrupt) and interrupted():
@@ -662,7 +682,7 @@ def input_files(policy: Policy) -> list[Path]:
     """Files a run reads (policy and bases, datasets, profile, model files, factory
     modules): never to be overwritten by its outputs."""
     files = [Path(p) for p, _ in policy.origin.sources]
-    files += [policy.base_dir / d.path for d in policy.data.datasets.values()]
+    files += [policy.base_dir / d.path for d in policy.data.datasets.values() if d.path]
     if policy.drift and policy.drift.reference_profile:
         files.append(policy.base_dir / policy.drift.reference_profile)
     for source in (policy.model, policy.model and policy.model.baseline):
@@ -762,9 +782,9 @@ def _check_in_memory(policy: Policy, model: Any, baseline: Any,
             raise InputError(f"datasets={{{name!r}: ...}}: the policy declares no dataset "
                              f"'{name}'{suggest(str(name), policy.data.datasets)}; it has "
                              f"{', '.join(policy.data.datasets)}")
-        if not isinstance(frame, pd.DataFrame):
+        if not isinstance(frame, pd.DataFrame) and not is_spark_frame(frame):
             raise InputError(f"dataset '{name}': pass a pandas DataFrame, not "
-                             f"{type(frame).__name__}")
+                             f"{type(frame).__name__} (or a Spark DataFrame)")
         if policy.data.datasets[name].sha256:
             raise InputError(f"dataset '{name}' is pinned by `sha256` in the policy; a "
                              "DataFrame passed in cannot be checked against a file's pin, "
@@ -788,6 +808,11 @@ def _check_in_memory(policy: Policy, model: Any, baseline: Any,
         _check_is_model(obj, "candidate" if role == "model" else role,
                         "the object passed in", None)
     return dict(datasets)
+
+
+def is_spark_frame(obj: Any) -> bool:
+    """A PySpark DataFrame (classic or Spark Connect), recognised without importing it."""
+    return type(obj).__module__.startswith("pyspark.") and type(obj).__name__ == "DataFrame"
 
 
 def in_memory_model(estimator: Any, source: ModelSource, role: str) -> LoadedModel:

@@ -37,6 +37,75 @@ def test_numeric_statistics_equal_scipy(case):
     assert psi(r, c) == pytest.approx(direct)
 
 
+def test_ks_p_value_on_large_samples_is_the_limiting_distribution():
+    """scipy's kstwo.sf takes up to a second per call at hundreds of thousands of rows;
+    there its limit, Kolmogorov's distribution, agrees with it to well under 1%."""
+    from scipy.special import kolmogorov
+
+    rng = np.random.default_rng(3)
+    ref, cur = np.sort(rng.normal(0, 1, 30_000)), np.sort(rng.normal(0.02, 1, 30_000))
+    d, p = ks(ref, cur)
+    assert p == kolmogorov(np.sqrt(15_000) * d)
+    assert p == pytest.approx(sps.ks_2samp(ref, cur, method="asymp").pvalue, rel=0.01)
+
+
+def test_drift_needs_scipy_special_only():
+    """scipy.stats and scipy.spatial take about a second to import; a drift run on
+    large samples needs neither (small samples import scipy.stats for kstwo)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from mlcheck.checks import drift\n"
+            "r = np.sort(np.random.default_rng(0).normal(size=30000))\n"
+            "drift.ks_and_wasserstein(r, r + 0.01)\n"
+            "drift.homogeneity(np.array([5., 7, 9]), np.array([6., 6, 1]))\n"
+            "drift.jensen_shannon(np.array([.5, .5]), np.array([.2, .8]))\n"
+            "drift.benjamini_hochberg(np.array([0.01, 0.5]))\n"
+            "print(sorted(m for m in ('scipy.stats', 'scipy.spatial') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_hand_written_tests_equal_scipy():
+    from mlcheck.checks.drift import benjamini_hochberg, homogeneity, jensen_shannon
+
+    rng = np.random.default_rng(8)
+    for _ in range(20):
+        k = int(rng.integers(2, 12))
+        ref, cur = rng.integers(0, 50, k).astype(float), rng.integers(0, 50, k).astype(float)
+        ref[cur == 0] += 1  # no bin empty on both sides (scipy refuses those)
+        chi2, p, df, _ = sps.chi2_contingency(np.stack([ref, cur]), correction=False)
+        assert homogeneity(ref, cur) == pytest.approx((chi2, p, df), rel=1e-12)
+        assert jensen_shannon(ref / ref.sum(), cur / cur.sum()) == pytest.approx(
+            jensenshannon(ref / ref.sum(), cur / cur.sum(), base=2), rel=1e-12)
+        raw = rng.random(k) ** 3
+        assert benjamini_hochberg(raw) == pytest.approx(
+            sps.false_discovery_control(raw, method="bh"), rel=1e-12)
+    assert homogeneity(np.array([3.0, 0.0]), np.array([2.0, 0.0])) == (0.0, 1.0, 0)
+    assert benjamini_hochberg(np.array([])).size == 0
+
+
+def test_drift_keeps_statistics_not_sorted_columns_and_merges_only_for_ks(workspace):
+    from mlcheck.engine import Evaluation
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "c": rng.choice(["a", "b"], 300)})
+    path = drift_policy(workspace, frame, frame.assign(x=frame["x"] + 1),
+                        "    - {test: psi, max: 0.2}")
+    evaluation = Evaluation(path)
+    results = {c.id: evaluation.run(c) for c in evaluation.checks}
+    assert results["drift/psi[x]"].verdict == "fail"
+    memo = evaluation.context._memo
+    assert not [key for key in memo if key[0] == "drift-sample"]  # sorted columns let go
+    stats = [value for key, (_, value) in memo.items() if key[0] == "drift"]
+    assert len(stats) == 2 and not any("ks" in found for found in stats)  # psi: no merge
+    with_ks = drift_policy(workspace, frame, frame.assign(x=frame["x"] + 1),
+                           "    - {test: psi, max: 0.2}\n            - {test: ks}")
+    assert by_id(evaluate(with_ks))["drift/ks[x]"].verdict == "fail"
+
+
 def drift_policy(workspace, reference: pd.DataFrame, current: pd.DataFrame, rules: str,
                  extra: str = "") -> str:
     workspace.frame("reference.csv", reference)
@@ -391,8 +460,8 @@ def in_memory(policy, reference: pd.DataFrame, current: pd.DataFrame) -> dict:
     from mlcheck.context import Context
 
     context = Context(policy, SimpleNamespace(profile=None, datasets={
-        "reference": SimpleNamespace(frame=reference),
-        "current": SimpleNamespace(frame=current)}))
+        "reference": SimpleNamespace(frame=reference, spark=None),
+        "current": SimpleNamespace(frame=current, spark=None)}))
     return {check.id: check.evaluate(context) for check in compile_checks(policy, context)}
 
 
@@ -466,3 +535,145 @@ def test_small_samples_over_the_bound_but_within_noise_pass_with_a_profile_too(w
         assert profiled[check_id].evidence["p_value"] == pytest.approx(
             raw[check_id].evidence["p_value"], rel=1e-9)
         assert "within sampling noise" in raw[check_id].message
+
+
+# ------------------------------------------- unseen categories and missing share vs noise
+
+ZIPF = np.array([1 / k for k in range(1, 41)]) / sum(1 / k for k in range(1, 41))
+ZIPF_LABELS = np.array([f"z{k:02d}" for k in range(40)])
+
+
+def zipf_frame(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """One categorical column of 40 Zipf-distributed categories (many rare ones)."""
+    return pd.DataFrame({"z": ZIPF_LABELS[rng.choice(40, n, p=ZIPF)]})
+
+
+def test_unseen_categories_from_sampling_alone_raise_no_alarm_at_100_rows(workspace):
+    """100 rows a side of one distribution: a tenth of the current rows fall in categories
+    the reference happens not to hold, over a 0.01 bound in every run, yet that is what
+    sampling explains (the test's p-value), so no run alarms."""
+    from mlcheck.policy import load_policy
+
+    rule = "    - {test: unseen_categories, max: 0.01}"
+    policy = load_policy(drift_policy(workspace, zipf_frame(RNG, 5), zipf_frame(RNG, 5), rule))
+    over = 0
+    for run in range(20):
+        rng = np.random.default_rng([12, run])
+        outcome = in_memory(policy, zipf_frame(rng, 100), zipf_frame(rng, 100))[
+            "drift/unseen_categories[z]"]
+        over += outcome.value > 0.01
+        assert outcome.passed, outcome.message
+        assert "within sampling noise" in outcome.message
+        evidence = outcome.evidence
+        assert evidence["p_value"] >= 0.01 and evidence["min_p_value"] == 0.01
+        assert 0 < evidence["good_turing_rate"] < 0.5
+    assert over == 20  # the share alone would alarm in every run
+
+
+def test_a_real_new_category_is_caught_with_its_test_in_the_evidence_also_from_a_profile(
+        workspace):
+    """5% of 1,000 current rows in a category the reference never had: drift, from the
+    raw reference and from its profile alike (same p-value, same Good-Turing rate)."""
+    import json
+
+    from mlcheck.checks.drift import make_profile
+
+    rng = np.random.default_rng(8)
+    reference = zipf_frame(rng, 1000)
+    current = pd.concat([zipf_frame(rng, 950), pd.DataFrame({"z": ["brand new"] * 50})],
+                        ignore_index=True)
+    rule = "    - {test: unseen_categories, max: 0.01}"
+    workspace.write("p.json", json.dumps(make_profile(reference)))
+    raw = by_id(evaluate(drift_policy(workspace, reference, current, rule)))
+    profiled = by_id(evaluate(drift_policy(workspace, reference, current, rule,
+                                           extra="reference_profile: p.json")))
+    counts = reference["z"].value_counts()
+    for checks in (raw, profiled):
+        check = checks["drift/unseen_categories[z]"]
+        assert check.verdict == "fail", check.message
+        assert check.value >= 0.05 and "brand new" in check.evidence["unseen"]
+        evidence = check.evidence
+        assert evidence["p_value"] < evidence["p_value_corrected"] * 1.000001 < 0.01
+        assert evidence["good_turing_rate"] == pytest.approx((counts == 1).sum() / 1000)
+        assert evidence["unseen_rows"] == round(check.value * 1000)
+        assert "unseen" in evidence["p_value_test"]
+        assert re.fullmatch(r"unseen categories = [\d.]+ > 0\.01 and p = \S+ \(corrected "
+                            r"\S+\) < 0\.01: drift", check.message)
+    assert profiled["drift/unseen_categories[z]"].evidence["p_value"] == pytest.approx(
+        raw["drift/unseen_categories[z]"].evidence["p_value"], rel=1e-9)
+
+
+def test_the_unseen_p_value_is_the_chance_of_as_many_unseen_rows_under_random_splits():
+    """With no drift each category's rows fall wholly on the current side with chance
+    (m / (n + m)) ** rows, independently; the p-value is the chance that those
+    categories hold at least the observed unseen rows (here by enumeration)."""
+    from itertools import product
+
+    from mlcheck.checks.drift import unseen_test
+
+    reference = np.array([0, 1, 0, 2, 5, 0, 40], dtype=float)
+    current = np.array([1, 0, 2, 1, 3, 3, 30], dtype=float)
+    n, m = reference.sum(), current.sum()
+    pooled = (reference + current).astype(int)
+    observed = int(current[reference == 0].sum())  # 6 rows in 3 unseen categories
+    share = m / (n + m)
+    expected = 0.0
+    for whole in product([0, 1], repeat=len(pooled)):
+        whole = np.array(whole)
+        chance = np.prod(np.where(whole == 1, share ** pooled, 1 - share ** pooled))
+        expected += chance * (pooled[whole == 1].sum() >= observed)
+    assert unseen_test(reference, current) == pytest.approx(expected, rel=1e-9)
+    assert unseen_test(reference, np.array([0, 4, 0, 3, 3, 0, 40.0])) == 1.0  # none unseen
+
+
+def test_missing_share_changes_within_sampling_noise_pass(workspace):
+    """A fifth missing on both sides, 100 rows each: the missing share differs by more
+    than 0.05 in about a third of such samples; a test of the missing and present counts
+    tells noise from a real change."""
+    from mlcheck.policy import load_policy
+
+    def gappy(rng: np.random.Generator, n: int, share: float) -> pd.DataFrame:
+        values = rng.normal(size=n)
+        values[rng.random(n) < share] = np.nan
+        return pd.DataFrame({"x": values})
+
+    rule = "    - {test: missing_share, max: 0.05}"
+    policy = load_policy(drift_policy(workspace, gappy(RNG, 5, 0.2), gappy(RNG, 5, 0.2), rule))
+    over = 0
+    for run in range(30):
+        rng = np.random.default_rng([13, run])
+        outcome = in_memory(policy, gappy(rng, 100, 0.2), gappy(rng, 100, 0.2))[
+            "drift/missing_share[x]"]
+        over += outcome.value > 0.05
+        assert outcome.passed, outcome.message
+    assert over >= 5  # the change alone would alarm
+    rng = np.random.default_rng(14)
+    reference, current = gappy(rng, 1000, 0.05), gappy(rng, 1000, 0.2)
+    check = by_id(evaluate(drift_policy(workspace, reference, current, rule)))[
+        "drift/missing_share[x]"]
+    assert check.verdict == "fail", check.message
+    missing = [int(f["x"].isna().sum()) for f in (reference, current)]
+    table = [[missing[0], 1000 - missing[0]], [missing[1], 1000 - missing[1]]]
+    assert check.evidence["p_value"] == pytest.approx(
+        sps.chi2_contingency(table, correction=False)[1], rel=1e-9)
+    assert check.evidence["p_value_test"].startswith("chi-square test of the missing and")
+    assert check.evidence["current_missing"] == missing[1]
+    assert check.evidence["min_p_value"] == 0.01
+
+
+def test_columns_with_nothing_missing_do_not_dilute_the_missing_share_correction(workspace):
+    """A column with no missing value on either side has nothing to test: it passes and
+    does not count in the correction, so a real change elsewhere keeps its p-value."""
+    rng = np.random.default_rng(15)
+
+    def frame(share: float) -> pd.DataFrame:
+        out = pd.DataFrame({f"full{i}": rng.normal(size=300) for i in range(9)})
+        out["x"] = np.where(rng.random(300) < share, np.nan, rng.normal(size=300))
+        return out
+
+    checks = by_id(evaluate(drift_policy(workspace, frame(0.05), frame(0.2),
+                                         "    - {test: missing_share, max: 0.05}")))
+    changed = checks["drift/missing_share[x]"].evidence
+    assert changed["p_value_corrected"] == changed["p_value"] < 0.01
+    full = checks["drift/missing_share[full0]"]
+    assert full.verdict == "pass" and full.evidence["p_value"] == 1.0

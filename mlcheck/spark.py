@@ -1,0 +1,597 @@
+"""Spark datasets: the same policy where the rows live in Spark (docs/spark.md).
+
+Imported only when a policy names a `spark:` source (or a caller asks for a profile of a
+Spark DataFrame); PySpark itself only inside the functions that use it. Only the
+DataFrame API is used, so a Spark Connect session (`sc://`) works as a local or a cluster
+one does. The rows never come to the driver: it receives counts, a seeded sample of about
+SAMPLE_POINTS values per numeric column (only to place the points counts are taken at),
+and, to place the reference-quantile bin edges exactly, the values of at most
+EXACT_SLICE rows around each edge.
+
+Drift on Spark computes the same statistics as the local engine (mlcheck/checks/drift.py):
+- counts, missing shares, category counts, bin edges at reference quantiles (numpy's
+  linear interpolation, found exactly), bin counts, and so PSI, Jensen-Shannon,
+  chi-square and the binned tests are identical to the local engine's;
+- KS and Wasserstein read both distribution functions counted exactly at a grid of
+  points (the values of a seeded sample of each side, minima and maxima). Between two
+  grid points each function is bounded by its values at them, which bounds the
+  statistic: the evidence reports [lower, upper], and the check is judged on the upper
+  end, so the approximation can raise a false alarm but never hide drift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from mlcheck.errors import CheckError, InputError
+
+INSTALL = 'install the Spark extra: pip install "mlcheck-gate[spark]" (Spark also needs Java 17+)'
+SAMPLE_POINTS = 20_000  # rows sampled per side to place the grid (counts stay exact)
+SAMPLE_SEED = 17
+PROFILE_POINTS = 1001  # quantiles a profile keeps per numeric column (drift.SKETCH_POINTS)
+EXACT_SLICE = 50_000  # values collected at most around one exact quantile
+DIGEST = ("sha256 over the Spark schema (JSON) of the columns read, the row count and the "
+          "sum of xxhash64 of every row (order-independent)")
+SUPPORTED = "drift (reference and current datasets, without `prediction: true`)"
+
+
+def pyspark() -> Any:
+    """The pyspark.sql module, or a clear error saying what to install."""
+    try:
+        import pyspark.sql
+    except ImportError:
+        raise InputError(f"a dataset is a Spark source, but PySpark is not installed: "
+                         f"{INSTALL}") from None
+    return pyspark.sql
+
+
+def session() -> Any:
+    """The active SparkSession, else one built from the standard settings: SPARK_REMOTE
+    (`sc://host`) for Spark Connect, `spark.master` from spark-defaults.conf or
+    PYSPARK_SUBMIT_ARGS, else local mode."""
+    sql = pyspark()
+    active = sql.SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if not os.environ.get("SPARK_REMOTE"):  # local Python workers: this interpreter
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return sql.SparkSession.builder.appName("mlcheck").getOrCreate()
+
+
+# ------------------------------------------------------------------ loading
+
+def check_supported(policy: Any, names: list[str]) -> None:
+    """A Spark dataset may be read only by what runs on Spark; anything else stops the run
+    before a file is read, naming the section (never a silent pass)."""
+    where = policy.origin.locate
+    uses = []
+    for section in ("performance", "fairness", "explainability", "robustness"):
+        spec = getattr(policy, section)
+        if spec is not None and spec.dataset in names:
+            uses.append((spec.dataset, f"{section} reads it", where(section, "dataset")))
+    schema = policy.schema_
+    if schema is not None:
+        uses += [(name, "the schema section validates it", where("schema"))
+                 for name in names if not schema.datasets or name in schema.datasets]
+    drift = policy.drift
+    if drift is not None and drift.prediction:
+        uses += [(name, "drift's `prediction: true` scores it with the model",
+                  where("drift", "prediction")) for name in (drift.reference, drift.current)
+                 if name in names]
+    if uses:
+        name, reason, location = uses[0]
+        raise InputError(f"dataset '{name}' is a Spark source and {reason}; on Spark, "
+                         f"mlcheck runs {SUPPORTED} so far (docs/spark.md)", location)
+    pyspark()
+
+
+def load_dataset(policy: Any, name: str, needed: Any, given: Any = None) -> Any:
+    """Open a Spark source (lazily: no rows are read), or take a Spark DataFrame passed to
+    mlcheck.evaluate, keep the columns the run needs, and fingerprint it with one
+    aggregate pass (row count and a content digest)."""
+    from mlcheck.subject import IN_MEMORY, Artifact, LoadedDataset, _check_pin
+
+    spec = policy.data.datasets[name]
+    source = spec.spark
+    where = policy.origin.locate("data", "datasets", name, "spark")
+    if given is not None:
+        shown = f"DataFrame {IN_MEMORY}"
+    else:
+        shown = f"table {source.table}" if source.table else \
+            f"{source.format} at {source.path}"
+    try:
+        if given is not None:
+            frame = given
+        elif source.table:
+            frame = session().read.table(source.table)
+        else:
+            frame = session().read.format(source.format).options(**source.options).load(
+                _resolve(policy, source.path))
+        columns = list(frame.columns)
+    except Exception as exc:  # AnalysisException and friends: a missing table or path
+        raise InputError(f"dataset '{name}': Spark cannot read {shown}: "
+                         f"{_first_line(exc)}", where) from None
+    chosen = needed.select(columns)
+    if chosen is not None:
+        frame = frame.select(*chosen)
+    rows, digest = fingerprint(frame)
+    if rows == 0:
+        raise InputError(f"dataset '{name}' (Spark {shown}) has no rows", where)
+    artifact = Artifact(IN_MEMORY if given is not None else f"spark: {shown}", digest, 0)
+    _check_pin(artifact, spec.sha256, f"dataset '{name}'",
+               policy.origin.locate("data", "datasets", name, "sha256"))
+    import pandas as pd
+
+    return LoadedDataset(name, pd.DataFrame(columns=list(frame.columns)), artifact,
+                         len(columns), digest_method=DIGEST, spark=frame, rows=rows)
+
+
+def _resolve(policy: Any, path: str) -> str:
+    """A path without a scheme is relative to the policy file, like every other path."""
+    if "://" in path or path.startswith("/") or ":" in path.split("/")[0]:
+        return path
+    return str((policy.base_dir / path).resolve())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def fingerprint(frame: Any) -> tuple[int, str]:
+    """Row count and an order-independent content digest, in one pass."""
+    functions = pyspark().functions
+    row = frame.agg(functions.count(functions.lit(1)).alias("rows"), functions.sum(
+        functions.xxhash64(*[functions.col(c) for c in frame.columns]).cast("decimal(38,0)")
+    ).alias("hash")).first()
+    digest = hashlib.sha256(json.dumps(frame.schema.jsonValue(), sort_keys=True).encode())
+    digest.update(f"{row['rows']}:{row['hash']}".encode())
+    return int(row["rows"]), digest.hexdigest()
+
+
+# ------------------------------------------------------------------ columns
+
+NUMERIC_TYPES = ("ByteType", "ShortType", "IntegerType", "LongType", "FloatType", "DoubleType")
+TIME_TYPES = ("TimestampType", "TimestampNTZType")
+
+
+def _type_name(frame: Any, column: str) -> str:
+    return type(frame.schema[column].dataType).__name__
+
+
+def is_numeric_column(frame: Any, column: str) -> bool:
+    """As the local engine reads the same data through pandas: integers, floats and
+    timestamps are numbers; booleans, text, dates and decimals are categories."""
+    if column not in frame.columns:
+        raise CheckError(f"column '{column}' not found in the Spark dataset")
+    return _type_name(frame, column) in NUMERIC_TYPES + TIME_TYPES
+
+
+def _number(frame: Any, column: str) -> Any:
+    """A numeric column as double, null where the local engine sees a missing value (null
+    or NaN); timestamps as seconds since 1970 (UTC)."""
+    functions = pyspark().functions
+    value = functions.col(column)
+    if _type_name(frame, column) in TIME_TYPES:
+        return functions.unix_micros(value.cast("timestamp")) / 1e6
+    value = value.cast("double")
+    return functions.when(~functions.isnan(value), value)
+
+
+# ------------------------------------------------------------------ sketches and counts
+
+def _summaries(frame: Any, columns: list[str]) -> dict[str, dict]:
+    """Per numeric column: values, missing, min, max and population std (one aggregate
+    pass), and the grid's points: the distinct values of a seeded sample of about
+    SAMPLE_POINTS rows (one sampling pass; every value when there are fewer rows). The
+    sample only places the grid: every statistic is then counted exactly at it."""
+    functions = pyspark().functions
+    aggregates = [functions.count(functions.lit(1)).alias("__rows")]
+    for i, column in enumerate(columns):
+        x = _number(frame, column)
+        aggregates += [functions.count(x).alias(f"n{i}"), functions.min(x).alias(f"lo{i}"),
+                       functions.max(x).alias(f"hi{i}"),
+                       functions.stddev_pop(x).alias(f"sd{i}")]
+    row = frame.agg(*aggregates).first()
+    rows = int(row["__rows"])
+    projected = frame.select(*[_number(frame, c).alias(f"x{i}") for i, c in enumerate(columns)])
+    if rows > SAMPLE_POINTS:
+        projected = projected.sample(False, SAMPLE_POINTS / rows, seed=SAMPLE_SEED)
+    sample = projected.toArrow()
+    out = {}
+    for i, column in enumerate(columns):
+        values = int(row[f"n{i}"])
+        points = sample.column(f"x{i}").to_numpy(zero_copy_only=False).astype(float)
+        out[column] = {"rows": rows, "values": values, "missing": rows - values,
+                       "min": row[f"lo{i}"], "max": row[f"hi{i}"],
+                       "std": float(row[f"sd{i}"] or 0.0),
+                       "sketch": np.unique(points[~np.isnan(points)])}
+    return out
+
+
+def _atoms(frame: Any, columns: list[str], grids: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Exact counts of each column's values at and between its grid points, counted on the
+    executors: atom 2j is the open interval below grid[j], atom 2j+1 the point grid[j]
+    (the last atom: above the last point). Only the non-zero counts come back."""
+    import pandas as pd
+
+    functions = pyspark().functions
+    names = [f"x{i}" for i in range(len(columns))]
+    projected = frame.select(*[_number(frame, c).alias(n) for c, n in
+                               zip(columns, names, strict=True)])
+    points = [np.asarray(grids[c], dtype=float) for c in columns]
+
+    def count(batches: Any) -> Any:
+        for batch in batches:
+            for i, name in enumerate(names):
+                values = batch[name].to_numpy(dtype=float)
+                values = values[~np.isnan(values)]
+                grid = points[i]
+                at = np.searchsorted(grid, values, "left")
+                exact = (at < len(grid)) & (grid[np.minimum(at, len(grid) - 1)] == values)
+                counts = np.bincount(2 * at + exact, minlength=2 * len(grid) + 1)
+                found = np.flatnonzero(counts)
+                yield pd.DataFrame({"c": np.full(len(found), i, dtype=np.int32),
+                                    "atom": found.astype(np.int64),
+                                    "n": counts[found].astype(np.int64)})
+
+    rows = (projected.mapInPandas(count, "c int, atom long, n long")
+            .groupBy("c", "atom").agg(functions.sum("n").alias("n")).collect())
+    out = {c: np.zeros(2 * len(points[i]) + 1, dtype=np.int64) for i, c in enumerate(columns)}
+    for row in rows:
+        out[columns[row["c"]]][row["atom"]] += row["n"]
+    return out
+
+
+def _order_statistics(frame: Any, wanted: dict[str, list[int]],
+                      summaries: dict[str, dict] | None = None, depth: int = 0
+                      ) -> dict[str, dict[int, float]]:
+    """The values at 0-based ranks of each column's sorted non-missing values, exactly:
+    count at each column's sketch grid (one pass for all columns), then collect the few
+    values of the intervals that hold a rank (one pass), or narrow an interval again
+    when it holds more than EXACT_SLICE values."""
+    columns = list(wanted)
+    summaries = summaries or _summaries(frame, columns)
+    grids = {c: _grid([summaries[c]]) for c in columns}
+    atoms = _atoms(frame, columns, grids)
+    found: dict[str, dict[int, float]] = {c: {} for c in columns}
+    collect: dict[str, dict[int, list]] = {c: {} for c in columns}  # atom -> (rank, offset)
+    for column in columns:
+        grid, cumulative = grids[column], np.cumsum(atoms[column])
+        for rank in wanted[column]:
+            atom = int(np.searchsorted(cumulative, rank, "right"))
+            if atom % 2:  # a grid point holds this rank
+                found[column][rank] = float(grid[atom // 2])
+                continue
+            offset = rank - int(cumulative[atom - 1])
+            low, high = float(grid[atom // 2 - 1]), float(grid[atom // 2])
+            if cumulative[atom] - cumulative[atom - 1] > EXACT_SLICE and depth < 8:
+                x = _number(frame, column)
+                inside = frame.where((x > low) & (x < high))
+                found[column][rank] = _order_statistics(
+                    inside, {column: [offset]}, depth=depth + 1)[column][offset]
+            else:
+                collect[column].setdefault(atom, []).append((rank, offset))
+    if any(collect.values()):
+        functions = pyspark().functions
+        picks, names = [], []
+        for i, column in enumerate(c for c in columns if collect[c]):
+            x, grid = _number(frame, column), grids[column]
+            inside = functions.lit(False)
+            for atom in collect[column]:
+                inside = inside | ((x > float(grid[atom // 2 - 1])) & (x < float(grid[atom // 2])))
+            picks.append(functions.when(inside, x).alias(f"v{i}"))
+            names.append(column)
+        condition = functions.lit(False)
+        for pick in names:
+            condition = condition | functions.col(f"v{names.index(pick)}").isNotNull()
+        table = frame.select(*picks).where(condition).toArrow()  # columnar: 8 bytes a value
+        for i, column in enumerate(names):
+            values = table.column(f"v{i}").to_numpy(zero_copy_only=False)
+            values = np.sort(values[~np.isnan(values)].astype(float))
+            grid = grids[column]
+            for atom, ranks in collect[column].items():
+                low, high = grid[atom // 2 - 1], grid[atom // 2]
+                between = values[(values > low) & (values < high)]
+                found[column].update({rank: float(between[offset]) for rank, offset in ranks})
+    return found
+
+
+def _grid(summaries: list[dict]) -> np.ndarray:
+    """Sorted distinct points: every side's quantile sketch, minimum and maximum."""
+    parts = [s["sketch"] for s in summaries]
+    parts += [np.array([s[k]], dtype=float) for s in summaries for k in ("min", "max")
+              if s[k] is not None]
+    return np.unique(np.concatenate(parts)) if parts else np.array([])
+
+
+def quantile_edges(frame: Any, values: dict[str, int], bins: int,
+                   summaries: dict[str, dict] | None = None) -> dict[str, np.ndarray]:
+    """Per column, np.unique(np.quantile(sorted values, inner bin probabilities)) found
+    exactly (numpy's default linear interpolation) without bringing the column to the
+    driver. `values`: each column's number of non-missing values."""
+    plans, wanted = {}, {}
+    for column, n in values.items():
+        indexes = (n - 1) * np.linspace(0, 1, bins + 1)[1:-1]
+        floors = np.floor(indexes).astype(np.int64)
+        ceils = np.minimum(floors + 1, n - 1)
+        plans[column] = (indexes, floors, ceils)
+        wanted[column] = sorted(set(floors.tolist()) | set(ceils.tolist()))
+    at = _order_statistics(frame, wanted, summaries) if wanted else {}
+    edges = {}
+    for column, (indexes, floors, ceils) in plans.items():
+        found = at[column]
+        edges[column] = np.unique(np.asarray([
+            np.quantile([found[int(f)], found[int(c)]], h - f)
+            for h, f, c in zip(indexes, floors, ceils, strict=True)], dtype=float))
+    return edges
+
+
+# ------------------------------------------------------------------ distribution functions
+
+class Side:
+    """One side's distribution function, known exactly at grid points: from a Spark
+    column's atom counts, or from a sample held by the driver (a profile's sketch)."""
+
+    def __init__(self, grid: np.ndarray, atoms: np.ndarray | None = None,
+                 sample: np.ndarray | None = None) -> None:
+        if sample is not None:  # every value is a grid point: nothing between them
+            atoms = np.zeros(2 * len(grid) + 1, dtype=np.int64)
+            at = np.searchsorted(grid, sample, "left")
+            np.add.at(atoms, 2 * at + 1, 1)
+        cumulative = np.cumsum(atoms)
+        self.total = int(cumulative[-1])
+        self.at = cumulative[1::2] / self.total  # F(g): share <= g
+        self.below = cumulative[0:-1:2] / self.total  # F(g-): share < g
+        self.between = atoms[0:-1:2] > 0  # values strictly between grid[j-1] and grid[j]
+        self.cumulative = cumulative
+
+    def count_at_or_below(self, grid: np.ndarray, edges: np.ndarray) -> np.ndarray:
+        return self.cumulative[2 * np.searchsorted(grid, edges) + 1]
+
+
+def ks_wasserstein_bounds(grid: np.ndarray, ref: Side, cur: Side
+                          ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Bounds on the KS statistic and the (unnormalised) first Wasserstein distance from
+    the two distribution functions counted exactly at the grid points: at and just below
+    each point the gap is exact; between two points each function stays between its
+    values at them."""
+    exact = np.abs(ref.at - cur.at)
+    ks_low = float(max(exact.max(), np.abs(ref.below - cur.below).max()))
+    low_r, low_c = ref.at[:-1], cur.at[:-1]  # just after grid[j-1]
+    high_r, high_c = ref.below[1:], cur.below[1:]  # just before grid[j]
+    mass = ref.between[1:] | cur.between[1:]
+    upper = np.maximum(high_r - low_c, high_c - low_r)
+    lower = np.maximum(0, np.maximum(low_r - high_c, low_c - high_r))
+    width = np.diff(grid)
+    w_low = float(np.sum(np.where(mass, lower, exact[:-1]) * width))
+    w_high = float(np.sum(np.where(mass, upper, exact[:-1]) * width))
+    ks_high = float(max(ks_low, upper[mass].max() if mass.any() else 0.0))
+    return (ks_low, ks_high), (w_low, w_high)
+
+
+# ------------------------------------------------------------------ drift
+
+def _side_frame(context: Any, dataset: str) -> Any:
+    """A side's Spark DataFrame (a pandas side of a mixed section is handed to Spark)."""
+    spark = context.spark_frame(dataset)
+    return spark if spark is not None else session().createDataFrame(context.frame(dataset))
+
+
+def drift_statistics(context: Any, spec: Any) -> dict[str, Any]:
+    """Every drift statistic of the section's columns, in the local engine's form (plus a
+    `sketch` entry for numeric columns); a column that cannot be measured maps to its
+    CheckError. A failed Spark job is every check's error, remembered, not retried."""
+    try:
+        return _drift_statistics(context, spec)
+    except CheckError:
+        raise
+    except Exception as exc:  # a lost executor, a worker without pandas, …
+        raise CheckError(f"Spark could not compute the drift statistics of datasets "
+                         f"'{spec.reference}' and '{spec.current}': {type(exc).__name__}: "
+                         f"{_first_line(exc)}") from None
+
+
+def _drift_statistics(context: Any, spec: Any) -> dict[str, Any]:
+    import contextlib
+
+    from mlcheck.checks.drift import DATASET_TESTS, select_columns
+
+    columns: set[str] = set()
+    for rule in spec.rules:
+        if rule.test not in DATASET_TESTS:
+            with contextlib.suppress(CheckError):  # the rule's own check reports it
+                columns.update(select_columns(rule, spec, context))
+    from mlcheck.checks.drift import _is_numeric
+
+    profile = context.subject.profile
+    current = _side_frame(context, spec.current)
+    reference = None if profile is not None else _side_frame(context, spec.reference)
+    found: dict[str, Any] = {}
+    numeric, categorical = [], []
+    for column in sorted(columns):
+        if column not in current.columns:
+            found[column] = CheckError(f"column '{column}' not found in dataset "
+                                       f"'{spec.current}'")
+        elif _is_numeric(context, spec, column):
+            if not is_numeric_column(current, column) or (
+                    reference is not None and not is_numeric_column(reference, column)):
+                found[column] = CheckError(f"column '{column}' is numeric in the reference "
+                                           "but not in the current data")
+            else:
+                numeric.append(column)
+        else:
+            categorical.append(column)
+    if categorical:
+        found.update(_categorical(context, spec, reference, current, categorical))
+    if numeric:
+        found.update(_numeric(context, spec, reference, current, numeric))
+    return found
+
+
+def category_counts(frame: Any, columns: list[str]) -> dict[str, tuple[int, dict[str, int]]]:
+    """Per column: missing values and counts per category text (as drift.category_text
+    writes them: booleans as 1/0), grouped on the executors in one pass."""
+    functions = pyspark().functions
+    if not columns:
+        return {}
+    cells = functions.explode(functions.array(*[functions.struct(
+        functions.lit(i).alias("c"), functions.col(c).cast("string").alias("v"))
+        for i, c in enumerate(columns)])).alias("cell")
+    rows = (frame.select(cells).select("cell.c", "cell.v").groupBy("c", "v")
+            .agg(functions.count(functions.lit(1)).alias("n")).collect())
+    out: dict[str, tuple[int, dict[str, int]]] = {c: (0, {}) for c in columns}
+    for row in rows:
+        column = columns[row["c"]]
+        missing, counts = out[column]
+        if row["v"] is None:
+            out[column] = (missing + int(row["n"]), counts)
+            continue
+        key = row["v"]
+        if _type_name(frame, column) == "BooleanType":
+            key = "1" if key == "true" else "0"
+        counts[key] = counts.get(key, 0) + int(row["n"])
+    return out
+
+
+def _categorical(context: Any, spec: Any, reference: Any, current: Any,
+                 columns: list[str]) -> dict[str, Any]:
+    from mlcheck.checks.drift import Sample, statistics
+
+    def samples(frame: Any) -> dict[str, Sample]:
+        return {c: Sample(False, missing + sum(counts.values()), missing, counts=counts)
+                for c, (missing, counts) in category_counts(frame, columns).items()}
+
+    profile = context.subject.profile
+    cur = samples(current)
+    ref = {c: Sample.from_profile(profile.columns[c]) for c in columns} \
+        if reference is None else samples(reference)
+    out: dict[str, Any] = {}
+    for column in columns:
+        try:
+            out[column] = statistics(ref[column], cur[column], spec.bins, column)
+        except CheckError as exc:
+            out[column] = exc
+    return out
+
+
+def _numeric(context: Any, spec: Any, reference: Any, current: Any,
+             columns: list[str]) -> dict[str, Any]:
+    from mlcheck.checks.drift import homogeneity, jensen_shannon, ks_p_value, psi
+
+    profile = context.subject.profile
+    cur = _summaries(current, columns)
+    ref = None if reference is None else _summaries(reference, columns)
+    out: dict[str, Any] = {}
+    edges, grids, ready = {}, {}, []
+    for column in columns:
+        c = cur[column]
+        if profile is not None:
+            stored = profile.columns[column]
+            r = {"rows": stored["rows"], "missing": stored["missing"],
+                 "values": stored["values"], "std": stored["std"],
+                 "sketch": np.asarray(stored["quantiles"], dtype=float), "min": None,
+                 "max": None}
+        else:
+            r = ref[column]
+        base = {"missing_share": abs(c["missing"] / max(c["rows"], 1)
+                                     - r["missing"] / max(r["rows"], 1)),
+                "reference_rows": r["rows"], "current_rows": c["rows"],
+                "reference_values": r["values"], "current_values": c["values"]}
+        if r["values"] == 0 or c["values"] == 0:
+            out[column] = {**base, "empty": f"column '{column}' has no values on one side"}
+            continue
+        out[column] = (base, r, c)
+        ready.append(column)
+    if profile is not None:
+        edges = {c: np.asarray(profile.columns[c]["edges"], dtype=float) for c in ready}
+    elif ready:
+        edges = quantile_edges(reference, {c: ref[c]["values"] for c in ready}, spec.bins, ref)
+    for column in ready:
+        _, r, c = out[column]
+        grids[column] = np.unique(np.concatenate([_grid([r, c]), edges[column]]))
+    cur_atoms = _atoms(current, ready, grids) if ready else {}
+    ref_atoms = _atoms(reference, ready, grids) if ready and reference is not None else {}
+    for column in ready:
+        base, r, c = out[column]
+        grid = grids[column]
+        cur_side = Side(grid, cur_atoms[column])
+        ref_side = Side(grid, sample=r["sketch"]) if profile is not None \
+            else Side(grid, ref_atoms[column])
+        (ks_low, ks_high), (w_low, w_high) = ks_wasserstein_bounds(grid, ref_side, cur_side)
+        n_ref = r["values"]
+        en = n_ref * c["values"] / (n_ref + c["values"])
+        spread = r["std"] if r["std"] > 0 else 1.0
+        found = {**base, "ks": ks_high,
+                 "ks_p": ks_p_value(ks_high, en),
+                 "wasserstein": w_high / spread}
+        e = edges[column]
+        c_counts = np.diff(np.r_[0, cur_side.count_at_or_below(grid, e), c["values"]])
+        c_share = c_counts / c["values"]
+        if profile is not None:
+            r_share = np.asarray(profile.columns[column]["shares"], dtype=float)
+        else:
+            r_share = np.diff(np.r_[0, ref_side.count_at_or_below(grid, e), n_ref]) / n_ref
+        found["bins"] = {"edges": e.tolist(), "reference": r_share.tolist(),
+                         "current": c_share.tolist()}
+        found["binned_chi2"], found["binned_p"], found["binned_df"] = homogeneity(
+            np.round(np.asarray(r_share) * n_ref), np.round(c_share * c["values"]))
+        found["psi"] = psi(np.asarray(r_share), c_share)
+        found["jensen_shannon"] = jensen_shannon(np.asarray(r_share), c_share)
+        found["sketch"] = {
+            "method": "both distribution functions counted exactly at a grid: the values of "
+                      f"a seeded sample of about {SAMPLE_POINTS:,} rows of each side, the "
+                      "minima, maxima and bin edges",
+            "grid_points": len(grid), "ks_bounds": [ks_low, ks_high],
+            "wasserstein_bounds": [w_low / spread, w_high / spread],
+            "judged_on": "the upper bound"}
+        out[column] = found
+    return out
+
+
+# ------------------------------------------------------------------ profile
+
+def make_profile(frame: Any, bins: int = 10) -> dict[str, Any]:
+    """`mlcheck profile` of a Spark DataFrame, in the same format as
+    mlcheck.checks.drift.make_profile. Counts, missing values, the spread and the bins
+    (edges and shares) are exact; each of the 1,001 quantiles is the first point of the
+    grid where the exactly counted distribution function reaches its probability (within
+    one grid interval, about 1/SAMPLE_POINTS of the rows), a sketch like the one the drift
+    checks read from any profile."""
+    from mlcheck.checks.drift import PROFILE_VERSION
+
+    numeric = [c for c in frame.columns if is_numeric_column(frame, c)]
+    summaries = _summaries(frame, numeric) if numeric else {}
+    rows = summaries[numeric[0]]["rows"] if numeric else frame.count()
+    filled = [c for c in numeric if summaries[c]["values"]]
+    edges = quantile_edges(frame, {c: summaries[c]["values"] for c in filled}, bins,
+                           summaries) if filled else {}
+    grids = {c: np.unique(np.concatenate([_grid([summaries[c]]), edges[c]])) for c in filled}
+    atoms = _atoms(frame, filled, grids) if filled else {}
+    categories = category_counts(frame, [c for c in frame.columns if c not in numeric])
+    columns: dict[str, Any] = {}
+    for name in frame.columns:
+        if name in filled:
+            s = summaries[name]
+            side = Side(grids[name], atoms[name])
+            shares = np.diff(np.r_[0, side.count_at_or_below(grids[name], edges[name]),
+                                   s["values"]]) / s["values"]
+            # each quantile: the first grid point the exact distribution function reaches
+            at = np.searchsorted(side.at, np.linspace(0, 1, PROFILE_POINTS) - 1e-12)
+            quantiles = grids[name][np.minimum(at, len(grids[name]) - 1)]
+            columns[str(name)] = {"rows": rows, "missing": s["missing"], "kind": "numeric",
+                                  "values": s["values"], "std": s["std"],
+                                  "quantiles": quantiles.tolist(),
+                                  "edges": edges[name].tolist(), "shares": shares.tolist()}
+        else:  # text, booleans, dates; or a numeric column without values, as locally
+            missing, counts = categories.get(name, (rows, {}))
+            columns[str(name)] = {"rows": rows, "missing": missing, "kind": "categorical",
+                                  "counts": counts}
+    return {"mlcheck_profile": PROFILE_VERSION, "bins": bins, "rows": rows,
+            "columns": columns}
