@@ -70,7 +70,7 @@ def test_a_directory_or_a_device_is_refused(binary_workspace):
     (root / "dir.yaml").mkdir()
     done = run("validate", "dir.yaml")  # a folder on the command line holds policies
     assert done.exit_code == 2 and "no policy in this folder" in done.stderr
-    with pytest.raises(MlcheckError, match="dir.yaml is a directory, not a regular file"):
+    with pytest.raises(MlcheckError, match=r"dir\.yaml is a directory, not a regular file"):
         load_policy(root / "dir.yaml")
     if Path("/dev/zero").exists():
         binary_workspace.policy(BINARY_POLICY.replace("eval: eval.csv",
