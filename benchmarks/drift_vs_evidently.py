@@ -5,9 +5,12 @@
 Generates reference and current data with a fixed seed (20 numeric and 5 categorical
 columns, a shift injected into a few of them), writes them as Parquet, then runs each
 tool as a whole separate process (import, read, compute) in alternating order, `repeats`
-times per size, and prints the median wall time, the median peak memory (RSS) and the
-ratios. Evidently 0.7 needs pandas<3, so it runs from its own virtual environment:
-`--evidently-python PATH`, or one this script creates in benchmarks/.evidently-venv.
+times per size, and prints the median wall time, the median CPU time (user + system, of
+the process and its threads, from `os.wait4`), the median peak memory (RSS) and the
+ratios, with the load average: on a shared machine, wall time moves with the load and
+the CPU-time ratio much less. Evidently 0.7 needs pandas<3, so it runs from its own
+virtual environment: `--evidently-python PATH`, or one this script creates in
+benchmarks/.evidently-venv.
 Each process also prints how many columns it found drifted, as a sanity check.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -106,10 +110,20 @@ def evidently_python(given: str | None) -> str:
 
 
 def run(command: list[str]) -> dict:
+    """Wall time, CPU time and peak RSS of one whole process (its own rusage)."""
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
-    measured["wall"] = time.perf_counter() - started
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"{command[0]} failed: {err.read()}")
+        measured = json.loads(out.read().strip().splitlines()[-1])
+    process.returncode = os.waitstatus_to_exitcode(status)
+    measured.update(wall=wall, cpu=usage.ru_utime + usage.ru_stime,
+                    peak_mb=usage.ru_maxrss / 1024)
     return measured
 
 
@@ -123,7 +137,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print(f"{'rows':>10} {'mlcheck s':>10} {'evidently s':>12} {'speed-up':>9} "
-              f"{'mlcheck MB':>11} {'evidently MB':>13} {'drifted (m/e)':>14}")
+              f"{'CPU m/e s':>14} {'CPU ratio':>10} {'mlcheck MB':>11} {'evidently MB':>13} "
+              f"{'memory':>7} {'drifted (m/e)':>14} {'load':>5}")
         for rows in args.sizes:
             reference, current = make_data(rows, folder)
             policy = folder / f"policy-{rows}.yaml"
@@ -136,11 +151,14 @@ def main() -> None:
                     (ours if name == "m" else theirs).append(run(command))
             m_wall = statistics.median(r["wall"] for r in ours)
             e_wall = statistics.median(r["wall"] for r in theirs)
+            m_cpu = statistics.median(r["cpu"] for r in ours)
+            e_cpu = statistics.median(r["cpu"] for r in theirs)
             m_mb = statistics.median(r["peak_mb"] for r in ours)
             e_mb = statistics.median(r["peak_mb"] for r in theirs)
             print(f"{rows:>10,} {m_wall:>10.2f} {e_wall:>12.2f} {e_wall / m_wall:>8.1f}x "
-                  f"{m_mb:>11.0f} {e_mb:>13.0f} {ours[0]['drifted']:>7.0f}/"
-                  f"{theirs[0]['drifted']:.0f}", flush=True)
+                  f"{m_cpu:>6.1f}/{e_cpu:<7.1f} {e_cpu / m_cpu:>9.1f}x {m_mb:>11.0f} "
+                  f"{e_mb:>13.0f} {m_mb / e_mb:>7.2f} {ours[0]['drifted']:>7.0f}/"
+                  f"{theirs[0]['drifted']:<6.0f} {os.getloadavg()[0]:>5.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -386,6 +386,50 @@ def test_model_outputs_of_the_wrong_shape_are_errors(workspace, factory, message
     assert result.verdict == "blocked"
 
 
+def test_models_are_called_in_batches_of_bounded_rows(workspace, monkeypatch):
+    from mlcheck import context as context_module
+
+    monkeypatch.setattr(context_module, "PREDICT_ROWS", 250)  # 600 rows: 250, 250, 100
+    frame = binary_frame()
+    workspace.frame("eval.csv", frame)
+    workspace.write("recording.py", """
+        from sklearn.linear_model import LogisticRegression
+
+        class Recording(LogisticRegression):
+            seen = []
+            def predict(self, X):
+                self.seen.append(len(X))
+                return super().predict(X)
+            def predict_proba(self, X):
+                self.seen.append(len(X))
+                return super().predict_proba(X)
+
+        def build():
+            from pathlib import Path
+
+            import pandas as pd
+            frame = pd.read_csv(Path(__file__).parent / "eval.csv")
+            return Recording().fit(frame[["x1", "x2"]], frame["y"])
+        """)
+    path = workspace.policy(BINARY_POLICY.replace("path: model.skops",
+                                                  "factory: recording:build"))
+    evaluation = Evaluation(path)
+    checks = {c.id: evaluation.run(c) for c in evaluation.checks}
+    model = evaluation.subject.model.estimator
+    assert model.seen == [250, 250, 100] * 2  # predict_proba, then predict
+    features = frame[["x1", "x2"]]
+    assert checks["performance/roc_auc"].value == pytest.approx(
+        skm.roc_auc_score(frame["y"], fitted_logistic(frame).predict_proba(features)[:, 1]))
+    assert evaluation.context.model_calls[("candidate", "eval", "predict")] == 1
+    monkeypatch.setattr(context_module, "PREDICT_ROWS", 300)
+    workspace.write("bad_models.py", BAD_MODELS)
+    short = workspace.policy(BINARY_POLICY.replace("path: model.skops",
+                                                   "factory: bad_models:short"))
+    roc = by_id(evaluate(short))["performance/roc_auc"]
+    assert roc.verdict == "error" and "returned (295,) rows for rows 0-299 of the 600" \
+        in roc.message
+
+
 def test_black_box_columns_are_not_fed_to_a_model(workspace):
     frame = binary_frame().drop(columns=["group"]).assign(old_score=lambda f: f["x1"])
     workspace.skops("model.skops", fitted_logistic(frame))  # trained on x1, x2 only
@@ -533,6 +577,34 @@ def test_delong_intervals_in_a_policy(workspace):
                        frame=frame)
     with pytest.raises(PolicyError, match="`interval: delong` is for roc_auc"):
         evaluate(bad)
+
+
+def test_roc_auc_interval_switches_to_delong_above_the_row_threshold(workspace, monkeypatch):
+    from mlcheck.checks import performance
+
+    monkeypatch.setattr(performance, "DELONG_ROWS", 300)  # 600 rows; group a ~180, b ~420
+    frame = binary_frame(rows=600)
+    workspace.skops("weak.skops", fitted_logistic(frame.assign(x2=0.0)))
+    path = write_binary(workspace, "    - {metric: roc_auc, min: 0.5, by: [group]}\n"
+                        "    - {id: whole, metric: roc_auc, min: 0.5}\n"
+                        "    - {id: vs, metric: roc_auc, baseline: {max_drop: 0.1}}\n"
+                        "    - {id: forced, metric: roc_auc, min: 0.5, interval: bootstrap}\n"
+                        "    - {id: small, metric: roc_auc, min: 0.5, interval: delong, "
+                        "by: [group]}\n"
+                        "    - {metric: accuracy, min: 0.5}\n",
+                        extra_model="\n  baseline: weak.skops", frame=frame)
+    checks = by_id(evaluate(path))
+    method = {i: c.interval["method"] for i, c in checks.items()}
+    assert method["performance/whole"] == method["performance/roc_auc[group=b]"] == "DeLong"
+    assert method["performance/vs/vs_baseline"] == "DeLong"  # paired DeLong of the difference
+    assert method["performance/roc_auc[group=a]"] == ROWS_METHOD  # below the threshold
+    assert method["performance/forced"] == ROWS_METHOD
+    assert method["performance/small[group=a]"] == "DeLong"
+    assert method["performance/accuracy"] == CELLS_METHOD
+    vs = checks["performance/vs/vs_baseline"]
+    assert vs.interval["low"] <= vs.value <= vs.interval["high"]
+    monkeypatch.setattr(performance, "DELONG_ROWS", 601)  # one row short: the bootstrap
+    assert by_id(evaluate(path))["performance/whole"].interval["method"] == ROWS_METHOD
 
 
 def test_interval_methods_are_recorded(workspace):
