@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from mlcheck.ci import POLICY_SUFFIXES, is_policy
+
 if TYPE_CHECKING:  # the engine imports pandas and scikit-learn: only load it when asked
     from mlcheck.engine import Evaluation
     from mlcheck.result import CheckResult, RunResult
 
-POLICY_SUFFIXES = (".yaml", ".yml")
 DEFAULT_POLICIES = "policies/*.yaml"
 MARKER = "mlcheck"
 
@@ -116,7 +117,7 @@ class MlcheckSession:
             if path.suffix in POLICY_SUFFIXES and path.is_file():
                 found.append(path)
             elif path.is_dir() and self.config.args_source == pytest.Config.ArgsSource.ARGS:
-                found.extend(p for p in sorted(path.rglob("*.y*ml")) if _is_policy(p))
+                found.extend(p for p in sorted(path.rglob("*.y*ml")) if is_policy(p))
         return found
 
     def _configured_policies(self) -> list[Path]:
@@ -725,15 +726,3 @@ def mlcheck_model(request: pytest.FixtureRequest):
 def mlcheck_datasets(request: pytest.FixtureRequest) -> dict:
     """The policy's datasets by name, as pandas DataFrames."""
     return {name: ds.frame for name, ds in _evaluation_for(request).subject.datasets.items()}
-
-
-
-
-def _is_policy(path: Path) -> bool:
-    """A YAML file whose top level has an `mlcheck:` key (read cheaply, line by line)."""
-    try:
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            head = (line for line, _ in zip(handle, range(200), strict=False))
-            return any(line.startswith("mlcheck:") for line in head)
-    except OSError:
-        return False
