@@ -5,11 +5,15 @@ a plain file policy never imports MLflow (an optional extra: mlcheck-gate[mlflow
 
 Loading: the URI is resolved once (an alias to the version it names now), that version's
 artifact files are downloaded and fingerprinted together (one digest over the sorted
-files), a pinned digest is compared, and only then is anything parsed. A scikit-learn
-model saved with skops is loaded by mlcheck's own skops loader (the policy's
-`trusted_types`, never the list the model's MLmodel file carries); a pickle or cloudpickle
-one, or any model MLflow would load through its python_function flavor, needs the same
-explicit trust as a pickle file.
+files), a pinned digest is compared, and only then is anything parsed. The native flavor
+is loaded where there is one mlcheck can use, since explainability and properties need the
+estimator itself: sklearn; xgboost and lightgbm (when installed) for their scikit-learn API
+classes. A model saved with skops is loaded by mlcheck's own skops loader (the policy's
+`trusted_types`, never the list the model's MLmodel file carries); an XGBoost model is
+XGBoost's own json/ubj file, no pickle; a pickle or cloudpickle one, or any model MLflow
+would load through its python_function flavor, needs the same explicit trust as a pickle
+file. A raw Booster (xgboost.train, lightgbm.train) predicts scores and has no classes, so
+it is refused for a classification task and loaded as a pyfunc for regression.
 
 Promotion writes in an order that keeps the registry truthful when any write fails:
 evidence first (a run holding the record, report and SARIF), then the verdict tags on the
@@ -22,6 +26,7 @@ the alias was moved to.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import json
 import os
 import re
@@ -49,6 +54,15 @@ META_FILE = "registered_model_meta"  # MLflow's client writes it into each downl
 ARTIFACTS = "mlcheck"  # the folder of the evidence run holding record, report and SARIF
 EXPERIMENT = "mlcheck"  # default experiment of evidence runs (MLFLOW_EXPERIMENT_NAME/_ID)
 TAG = "mlcheck."
+# The scikit-learn API classes loaded natively from each flavor's `model_class`, which is
+# only compared with this list: MLflow itself would import whatever the MLmodel names.
+SKLEARN_API = {
+    "xgboost": ("xgboost.sklearn.XGBClassifier", "xgboost.sklearn.XGBRegressor",
+                "xgboost.sklearn.XGBRFClassifier", "xgboost.sklearn.XGBRFRegressor"),
+    "lightgbm": ("lightgbm.sklearn.LGBMClassifier", "lightgbm.sklearn.LGBMRegressor"),
+}
+BOOSTERS = {"xgboost": ("xgboost.core.Booster", "XGBoost", "XGBClassifier"),
+            "lightgbm": ("lightgbm.basic.Booster", "LightGBM", "LGBMClassifier")}
 
 
 def import_mlflow(what: str, where: Any = None) -> Any:
@@ -158,18 +172,24 @@ def load(source: ModelSource, role: str, trust: bool, policy: Policy, key: tuple
     _check_pin_digest(sha256, source, what, policy, key)
     mlmodel = _mlmodel(folder, what, where)
     flavors = mlmodel.get("flavors") or {}
-    if "sklearn" in flavors:
-        estimator, how = _load_sklearn(folder, flavors["sklearn"], source, trust, role, what,
-                                       sha256, where)
-        flavor = "sklearn"
+    flavor = _native_flavor(flavors, policy.model.task, what, where)
+    conf = flavors.get(flavor) or {}
+    fmt = conf.get("serialization_format")
+    if flavor == "xgboost":
+        estimator, how = _load_xgboost(folder, conf, what, where)
+        fmt = conf.get("model_format") or Path(str(conf.get("data"))).suffix.lstrip(".")
+    elif flavor in ("sklearn", "lightgbm"):
+        estimator, how = _load_sklearn(folder, conf, source, trust, role, what, sha256, where,
+                                       flavor)
+        fmt = fmt or ("pickle" if flavor == "sklearn" else "cloudpickle")
     elif "python_function" in flavors:
-        estimator, how = _load_pyfunc(mlflow, folder, flavors["python_function"], source,
+        flavor, fmt = "python_function", None
+        estimator, how = _load_pyfunc(mlflow, folder, flavors[flavor], source,
                                       trust, role, what, sha256, where)
-        flavor = "python_function"
     else:
         raise InputError(f"{what} has the flavors {', '.join(map(str, flavors)) or 'none'}; "
-                         "mlcheck loads MLflow models with a sklearn or python_function "
-                         "flavor", where)
+                         "mlcheck loads MLflow models with a sklearn, xgboost, lightgbm or "
+                         "python_function flavor", where)
     _check_is_model(estimator, role, source.uri, where)
     provenance = {
         "registered_model": found.get("name"), "version": found.get("version"),
@@ -177,7 +197,7 @@ def load(source: ModelSource, role: str, trust: bool, policy: Policy, key: tuple
         "run_id": found.get("run_id") or mlmodel.get("run_id"),
         "model_id": found.get("model_id") or mlmodel.get("model_id"),
         "source": found.get("source"), "resolved_uri": pinned, "flavor": flavor,
-        "serialization_format": (flavors.get("sklearn") or {}).get("serialization_format"),
+        "serialization_format": fmt,
         "logged_with_mlflow": mlmodel.get("mlflow_version"),
         "mlflow_version": mlflow.__version__,
         "tracking_uri": redact(tracking), "registry_uri": redact(registry),
@@ -318,31 +338,74 @@ def _inside(folder: Path, name: Any, what: str, where: Any) -> Path:
     return path
 
 
+def _native_flavor(flavors: dict, task: str, what: str, where: Any) -> str | None:
+    """The flavor that gives the estimator itself, or None (then python_function)."""
+    if "sklearn" in flavors:
+        return "sklearn"
+    for name, (booster, library, classifier) in BOOSTERS.items():
+        model_class = (flavors.get(name) or {}).get("model_class")
+        if model_class in SKLEARN_API[name]:
+            if importlib.util.find_spec(name) is None:
+                raise InputError(f"{what} is a {library} {model_class.rsplit('.', 1)[1]}; "
+                                 f"loading it needs {name} installed (pip install {name})",
+                                 where)
+            return name
+        if model_class == booster and task != "regression":
+            raise InputError(
+                f"{what} is a raw {library} Booster: its predict returns scores, not class "
+                "labels, and it has no predict_proba or classes_, so it cannot be gated as "
+                f"a classifier. Log the scikit-learn API model instead ({classifier}, e.g. "
+                f"mlflow.{name}.log_model({classifier}(...).fit(X, y), ...)).", where)
+    return None
+
+
+def _load_xgboost(folder: Path, conf: dict, what: str, where: Any) -> tuple[Any, str]:
+    """An XGBoost scikit-learn API model from XGBoost's own json/ubj file: no pickle, so
+    no trust needed (the class is one of SKLEARN_API, never imported by name)."""
+    import xgboost.sklearn
+
+    name = str(conf["model_class"]).rsplit(".", 1)[1]
+    path = _inside(folder, conf.get("data"), what, where)
+    model = getattr(xgboost.sklearn, name)()
+    try:
+        model.load_model(str(path))
+    except Exception as exc:  # XGBoost raises its own and builtin types for bad files
+        raise InputError(f"{what}: XGBoost could not load {path.name}: {_message(exc)}",
+                         where) from None
+    fmt = conf.get("model_format") or path.suffix.lstrip(".")
+    return model, (f"MLflow xgboost flavor, {name} from its {fmt} file (XGBoost's own "
+                   "format, not pickle)")
+
+
 def _load_sklearn(folder: Path, conf: dict, source: ModelSource, trust: bool, role: str,
-                  what: str, sha256: str, where: Any) -> tuple[Any, str]:
-    """The scikit-learn estimator itself (explainability and properties need it)."""
-    fmt = conf.get("serialization_format") or "pickle"  # MLflow's default when absent
-    path = _inside(folder, conf.get("pickled_model"), what, where)
+                  what: str, sha256: str, where: Any, flavor: str = "sklearn"
+                  ) -> tuple[Any, str]:
+    """The scikit-learn estimator itself (explainability and properties need it); MLflow's
+    lightgbm flavor saves LGBMClassifier/LGBMRegressor the same way (skops or pickle)."""
+    sklearn = flavor == "sklearn"
+    fmt = conf.get("serialization_format") or ("pickle" if sklearn else "cloudpickle")
+    library = "scikit-learn" if sklearn else "LightGBM"  # MLflow's defaults just above
+    path = _inside(folder, conf.get("pickled_model" if sklearn else "data"), what, where)
     try:
         content = read_limited(path, what, MODEL)
     except InputError as exc:
         raise InputError(exc.message, where) from None
     if fmt == "skops":
         estimator, how = _load_skops(content, str(source.uri), source, trust, role, where)
-        return estimator, f"MLflow sklearn flavor, {how}"
+        return estimator, f"MLflow {flavor} flavor, {how}"
     if fmt not in ("pickle", "cloudpickle"):
-        raise InputError(f"{what}: unknown scikit-learn serialization format {fmt!r}", where)
+        raise InputError(f"{what}: unknown {library} serialization format {fmt!r}", where)
     trusted = _trusted_by(source, trust)
     if trusted is None:
         raise InputError(
-            f"{what} is a scikit-learn model MLflow saved with {fmt}. Unpickling runs "
+            f"{what} is a {library} model MLflow saved with {fmt}. Unpickling runs "
             "arbitrary code from it, so mlcheck refuses to load it unless you trust it: pass "
             "--trust-model, set `trust: true`, or pin the digest of its artifact files "
             f"(`sha256: {sha256}`) after reviewing them. Safer: log it with "
             "serialization_format=\"skops\" (MLflow's default outside Databricks).", where)
     with _code_on_path(folder, conf):
         estimator = _unpickle(content, "model.pkl", str(source.uri), role, where)
-    return estimator, f"MLflow sklearn flavor ({fmt}), unpickled, trusted by {trusted}"
+    return estimator, f"MLflow {flavor} flavor ({fmt}), unpickled, trusted by {trusted}"
 
 
 @contextmanager
@@ -379,7 +442,9 @@ def _load_pyfunc(mlflow: Any, folder: Path, conf: dict, source: ModelSource, tru
     trusted = _trusted_by(source, trust)
     if trusted is None:
         raise InputError(
-            f"{what} has no scikit-learn flavor; MLflow would load it through its "
+            f"{what} has no flavor mlcheck loads natively (sklearn; xgboost, lightgbm "
+            "for their scikit-learn API classes, when installed); MLflow would load it "
+            "through its "
             f"python_function flavor ({loader}), which unpickles or imports code shipped "
             "with the model, so mlcheck refuses to load it unless you trust it: pass "
             "--trust-model, set `trust: true`, or pin the digest of its artifact files "

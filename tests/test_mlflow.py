@@ -581,3 +581,142 @@ def test_bad_model_uris_and_secrets_are_policy_errors(workspace, model, message)
         load_policy(workspace.policy(BINARY_POLICY.replace("path: model.skops", model)))
     assert message in str(caught.value)
     assert "policy.yaml:" in str(caught.value)
+
+
+# ------------------------------------------------ native xgboost and lightgbm flavors
+
+HAVE_LIGHTGBM = importlib.util.find_spec("lightgbm") is not None
+HAVE_XGBOOST = importlib.util.find_spec("xgboost") is not None
+LGBM_TYPES = "[collections.OrderedDict, lightgbm.basic.Booster, lightgbm.sklearn.LGBMClassifier]"
+
+
+def boosted_policy(folder: Path, uri: str, task: str = "binary_classification",
+                   extra: str = "") -> Path:
+    """A numeric data set, an AUC rule, a rule only the tree explainer can answer, and a
+    robustness property: all need the estimator itself (predict_proba, classes_, trees)."""
+    binary_frame(seed=1).to_csv(folder / "eval.csv", index=False)
+    path = folder / "policy.yaml"
+    path.write_text(
+        "mlcheck: 1\nname: adult-mlflow\n"
+        f"model:\n  uri: {uri}\n  task: {task}\n  features: [x1, x2]\n{extra}"
+        "data: {target: y, datasets: {eval: eval.csv}}\n"
+        "statistics: {resamples: 200}\n"
+        "performance:\n  rules:\n    - {metric: roc_auc, min: 0.7}\n"
+        "explainability:\n  explainer: tree\n  rows: 100\n  rules:\n"
+        "    - {test: required_in_top, k: 1, features: [x1]}\n"
+        "robustness:\n  examples: 30\n  rules:\n"
+        "    - {property: valid_predictions, inputs: data}\n")
+    return path
+
+
+def log_boosted(registry: Registry, flavor: str, name: str, model: object, alias: str,
+                **options: object) -> str:
+    """Log with mlflow.xgboost / mlflow.lightgbm, register, set `alias`; the version."""
+    import mlflow
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", registry.uri)
+        with mlflow.start_run():
+            info = getattr(mlflow, flavor).log_model(model, name="model",
+                                                     registered_model_name=name,
+                                                     pip_requirements=[], **options)
+    version = str(info.registered_model_version)
+    registry.client.set_registered_model_alias(name, alias, version)
+    return version
+
+
+def assert_gated_natively(tmp_path: Path, result, flavor: str, fmt: str, cls: str) -> dict:
+    assert result.exit_code == 0, result.output
+    record = record_of(tmp_path)
+    model = record["subject"]["model"]
+    assert model["mlflow"]["flavor"] == flavor
+    assert model["mlflow"]["serialization_format"] == fmt
+    assert cls in model["class"]  # the estimator itself, not a pyfunc
+    checks = {c["id"]: c for c in record["checks"]}
+    assert {c["verdict"] for c in checks.values()} == {"pass"}, checks
+    explained = checks["explainability/required_in_top[x1]"]
+    assert explained["evidence"]["explainer"]["explainer"] == "tree"
+    assert "robustness/valid_predictions[data]" in checks
+    return model
+
+
+@needs_mlflow
+@pytest.mark.skipif(not HAVE_LIGHTGBM, reason="lightgbm is not installed")
+def test_a_lightgbm_classifier_loads_natively_with_its_trees(registry, tmp_path, monkeypatch):
+    from lightgbm import LGBMClassifier
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
+    frame = binary_frame()
+    model = LGBMClassifier(n_estimators=20, num_leaves=7, verbose=-1)
+    log_boosted(registry, "lightgbm", "lgbm", model.fit(frame[["x1", "x2"]], frame["y"]),
+                "challenger")
+    policy = boosted_policy(tmp_path, "models:/lgbm@challenger")
+    refused = run("check", policy)  # skops: the policy reviews the types, not the MLmodel
+    assert refused.exit_code == 2
+    assert "lightgbm.sklearn.LGBMClassifier" in refused.output
+    assert "trusted_types" in refused.output
+    policy = boosted_policy(tmp_path, "models:/lgbm@challenger",
+                            extra=f"  trusted_types: {LGBM_TYPES}\n")
+    model = assert_gated_natively(tmp_path, run("check", policy), "lightgbm", "skops",
+                                  "LGBMClassifier")
+    assert model["loaded_with"].startswith("MLflow lightgbm flavor, skops")
+
+
+@needs_mlflow
+@pytest.mark.skipif(not HAVE_LIGHTGBM, reason="lightgbm is not installed")
+def test_a_pickled_lightgbm_classifier_needs_trust(registry, tmp_path, monkeypatch):
+    from lightgbm import LGBMClassifier
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
+    frame = binary_frame()
+    model = LGBMClassifier(n_estimators=20, num_leaves=7, verbose=-1)
+    log_boosted(registry, "lightgbm", "lgbm-pickle", model.fit(frame[["x1", "x2"]],
+                                                              frame["y"]),
+                "challenger", serialization_format="cloudpickle")
+    policy = boosted_policy(tmp_path, "models:/lgbm-pickle@challenger")
+    refused = run("check", policy)
+    assert refused.exit_code == 2
+    assert "LightGBM model MLflow saved with cloudpickle" in refused.output
+    assert "--trust-model" in refused.output
+    assert not (tmp_path / "reports" / "adult-mlflow.json").exists()
+    model = assert_gated_natively(tmp_path, run("check", policy, "--trust-model"), "lightgbm",
+                                  "cloudpickle", "LGBMClassifier")
+    assert "trusted by --trust-model" in model["loaded_with"]
+
+
+@needs_mlflow
+@pytest.mark.skipif(not HAVE_LIGHTGBM, reason="lightgbm is not installed")
+def test_a_raw_lightgbm_booster_classifier_is_refused_with_what_to_log(registry, tmp_path,
+                                                                        monkeypatch):
+    import lightgbm
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
+    frame = binary_frame()
+    booster = lightgbm.train({"objective": "binary", "verbose": -1, "num_leaves": 7},
+                             lightgbm.Dataset(frame[["x1", "x2"]], frame["y"]), 10)
+    log_boosted(registry, "lightgbm", "lgbm-booster", booster, "challenger")
+    result = run("check", boosted_policy(tmp_path, "models:/lgbm-booster@challenger"),
+                 "--trust-model")
+    assert result.exit_code == 2
+    assert "raw LightGBM Booster" in result.output and "LGBMClassifier" in result.output
+    assert not (tmp_path / "reports" / "adult-mlflow.json").exists()
+
+
+@needs_mlflow
+@pytest.mark.skipif(not HAVE_XGBOOST, reason="xgboost is not installed")
+def test_an_xgboost_classifier_loads_natively_without_trust(registry, tmp_path, monkeypatch):
+    from xgboost import XGBClassifier
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
+    frame = binary_frame()
+    model = XGBClassifier(n_estimators=20, max_depth=3)
+    log_boosted(registry, "xgboost", "xgb", model.fit(frame[["x1", "x2"]], frame["y"]),
+                "challenger")
+    model = assert_gated_natively(tmp_path, run("check", boosted_policy(
+        tmp_path, "models:/xgb@challenger")), "xgboost", "ubj", "XGBClassifier")
+    assert model["loaded_with"] == ("MLflow xgboost flavor, XGBClassifier from its ubj file "
+                                    "(XGBoost's own format, not pickle)")
