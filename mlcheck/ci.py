@@ -22,13 +22,15 @@ _GLOB_CHARACTERS = frozenset("*?[")
 
 
 def is_policy(path: Path) -> bool:
-    """A YAML file whose top level has an `mlcheck:` key (read cheaply, line by line)."""
+    """A regular YAML file whose top level has an `mlcheck:` key anywhere in it (a FIFO or
+    a device found in a folder is not opened; the read is bounded by the policy limit)."""
+    from mlcheck.inputs import POLICY, read_limited
+
     try:
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            head = (line for line, _ in zip(handle, range(200), strict=False))
-            return any(line.startswith("mlcheck:") for line in head)
-    except OSError:
+        text = read_limited(path, "policy file", POLICY).decode("utf-8-sig", errors="replace")
+    except (MlcheckError, OSError):
         return False
+    return any(line.startswith("mlcheck:") for line in text.splitlines())
 
 
 def find_policies(names: list[Path], *, only_policies: bool = False) -> list[Path]:

@@ -26,6 +26,7 @@ from mlcheck.outputs import (
     is_step_summary,
     write_files,
 )
+from mlcheck.report import render_html  # jinja2 loads only when one is rendered
 
 # Everything else is imported where a command needs it: `--help`, `validate` and `schema`
 # must not pay for numpy, pandas, scipy or scikit-learn (tests/test_startup.py).
@@ -56,6 +57,23 @@ def _safe(value: object, limit: int = 4_000) -> str:
     from mlcheck.report.text import terminal_text
 
     return escape(terminal_text(value, limit))
+
+
+@contextmanager
+def _exit_codes(interrupted: str) -> Iterator[None]:
+    """A command's failures as exit codes: an input error is 2 with its message, Ctrl-C
+    130 saying what was left undone, anything unexpected 2 (a crash is never a verdict)."""
+    try:
+        yield
+    except MlcheckError as exc:
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        err.print(f"[bold red]interrupted:[/] {interrupted}", soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        raise _crash(exc) from None
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -141,7 +159,7 @@ def check(
             model_timeout=model_timeout))
     policy, folder = found[0], output_dir or Path("reports")
     secrets = [sign, sign.with_name(sign.name + ".pub")] if sign else []
-    try:
+    with _exit_codes("no verdict; no record or report was written"):
         try:
             if sign is not None:  # a bad key must fail before a long run, not after it
                 if not signer:
@@ -161,7 +179,6 @@ def check(
                                      inputs=[*input_files(loaded), *secrets])
         if json_path is None:
             _refuse_another_policys_record(outputs[0], loaded)
-        _refuse_step_summary(outputs)
         clear_previous(outputs)
         _check_promotable(loaded, promote)  # before a long run, not after it
         with _progress() as advance:
@@ -177,14 +194,6 @@ def check(
             check_output_paths(*outputs, kept, inputs=[*input_files(loaded), *secrets])
             files[kept] = files[outputs[0]]
         _write(files)
-    except MlcheckError as exc:
-        raise _fail(exc) from None
-    except KeyboardInterrupt:
-        err.print("[bold red]interrupted:[/] no verdict; no record or report was written",
-                  soft_wrap=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except Exception as exc:
-        raise _crash(exc) from None
     _print_summary(result, verbose=verbose, quiet=quiet)
     out.print(f"record: {_safe(outputs[0])}   report: {_safe(outputs[1])}"
               + (f"   kept: {_safe(kept)}" if keep_history is not None else ""),
@@ -223,7 +232,7 @@ def init(
     from mlcheck.scaffold import Init, init_policy
 
     tasks = ("binary_classification", "multiclass_classification", "regression")
-    try:
+    with _exit_codes("no policy was written"):
         if task is not None and task not in tasks:
             raise MlcheckError(f"unknown --task {task!r}; choose one of {', '.join(tasks)}")
         inputs = [p for p in (data, model, reference) if p]
@@ -233,13 +242,6 @@ def init(
                                  task=task, name=name, trust_model=trust_model))
         check_output_paths(*files, inputs=inputs)
         _write(files)
-    except MlcheckError as exc:
-        raise _fail(exc) from None
-    except KeyboardInterrupt:
-        err.print("[bold red]interrupted:[/] no policy was written", soft_wrap=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except Exception as exc:
-        raise _crash(exc) from None
     for path in files:
         out.print(f"wrote {_safe(path)}", soft_wrap=True)
     out.print(f"next: review it, then `mlcheck check {_safe(output)}`", soft_wrap=True)
@@ -358,7 +360,8 @@ def report(
         if append and form != "markdown":
             raise MlcheckError(f"--append is for markdown (a step summary or a comment); "
                                f"a {form} file cannot be appended to")
-        check_output_paths(target, inputs=[record] + ([compare] if compare else []))
+        check_output_paths(target, inputs=[record] + ([compare] if compare else []),
+                           appending=append)
         previous = _read(compare)[0] if compare else None
         current, status = _read(record)
         try:
@@ -478,7 +481,7 @@ def mutate(
     from mlcheck.policy import load_policy
     from mlcheck.subject import input_files
 
-    try:
+    with _exit_codes("nothing was written"):
         loaded = load_policy(policy)
         name, folder = _file_stem(loaded.name), output_dir or Path("reports")
         outputs = check_output_paths(json_path or folder / f"{name}.mutation.json",
@@ -497,13 +500,6 @@ def mutate(
         record = seal(record)
         _write(dict(zip(outputs, (json.dumps(record, indent=2, allow_nan=False) + "\n",
                                   render_html(record)), strict=True)))
-    except MlcheckError as exc:
-        raise _fail(exc) from None
-    except KeyboardInterrupt:
-        err.print("[bold red]interrupted:[/] nothing was written", soft_wrap=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except Exception as exc:
-        raise _crash(exc) from None
     for line in render_text(record):
         out.print(_safe(line), soft_wrap=True)
     out.print(f"record: {_safe(outputs[0])}   page: {_safe(outputs[1])}", soft_wrap=True)
@@ -602,13 +598,6 @@ def main(
             number = None
         out.print(f"mlcheck {number}")
         raise typer.Exit()
-
-
-def render_html(record: dict) -> str:
-    """The HTML report of a record (jinja2 loads only when a report is written)."""
-    from mlcheck.report import render_html as render
-
-    return render(record)
 
 
 ELAPSED_AFTER_S = 3.0  # a run shorter than this shows no clock
@@ -723,7 +712,7 @@ def _check_many(policies: list[Path], *, json_path: Path | None, report_path: Pa
     secrets = [sign, sign.with_name(sign.name + ".pub")] if sign else []
     not_run: list[dict[str, str]] = []
     lines: dict[Path, str] = {}  # the closing summary, one line per policy
-    try:
+    with _exit_codes("no verdict; no record or report was written"):
         if sign is not None:
             if not signer:
                 raise MlcheckError('--sign needs --signer "Name <email>": a signature names '
@@ -736,6 +725,7 @@ def _check_many(policies: list[Path], *, json_path: Path | None, report_path: Pa
             except MlcheckError as exc:
                 _print_error(exc)
                 not_run.append({"policy": str(path), "reason": f"could not be loaded: {exc}"})
+                _clear_defaults_of(path, folder, record=True, report=True)
                 lines[path] = f"[bold red]INVALID[/]  {_safe(path)}: could not be loaded"
         names: dict[str, Path] = {}
         for path, policy in loaded.items():
@@ -781,14 +771,6 @@ def _check_many(policies: list[Path], *, json_path: Path | None, report_path: Pa
             files[session[0]] = json.dumps(record, indent=2, allow_nan=False) + "\n"
             files[session[1]] = render_html(record)
             _write(files)
-    except MlcheckError as exc:
-        raise _fail(exc) from None
-    except KeyboardInterrupt:
-        err.print("[bold red]interrupted:[/] no verdict; no record or report was written",
-                  soft_wrap=True)
-        return EXIT_INTERRUPTED
-    except Exception as exc:
-        raise _crash(exc) from None
     out.print(f"{len(policies)} policies:", soft_wrap=True)
     for path in policies:
         out.print(f"  {lines[path]}", soft_wrap=True)
@@ -804,50 +786,45 @@ def _check_many(policies: list[Path], *, json_path: Path | None, report_path: Pa
     return EXIT_INVALID if not_run else EXIT_BLOCKED if verdict == "blocked" else EXIT_PASSED
 
 
-def _refuse_step_summary(outputs: tuple[Path, ...]) -> None:
-    """The CI step summary is appended to by each step: a record or report must not
-    replace what earlier steps wrote there."""
-    for path in outputs:
-        if is_step_summary(path):
-            raise MlcheckError(f"{path} is this job's step summary ($GITHUB_STEP_SUMMARY); a "
-                               "record or report would replace it. Write them elsewhere and "
-                               "add the summary with `mlcheck report RECORD -f markdown -o "
-                               "$GITHUB_STEP_SUMMARY` (appended)")
-
-
 def _clear_defaults_of(policy: Path, folder: Path, record: bool, report: bool) -> None:
     """A policy that does not load still names its default outputs (`name:`): remove
     the record and report an earlier run of this same file left there, so they cannot
     pass for this run's. Another policy's outputs are left alone."""
     import re
 
-    try:
-        text = policy.read_text(encoding="utf-8", errors="replace")[:1 << 20]
-    except OSError:
+    from mlcheck.inputs import POLICY, read_limited
+
+    try:  # a FIFO or a huge file may be why the policy did not load: read it bounded
+        text = read_limited(policy, "policy file", POLICY).decode("utf-8", errors="replace")
+    except (MlcheckError, OSError):
         return
     found = re.search(r"^name:[ \t]*['\"]?([^'\"#\n]*?)['\"]?[ \t]*(?:#.*)?$", text, re.M)
     if not found or not found.group(1):
         return
     stem = _file_stem(found.group(1))
     json_out, html_out = folder / f"{stem}.json", folder / f"{stem}.html"
-    try:
-        written_for = json.loads(json_out.read_text(encoding="utf-8"))["policy"]["path"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return
-    if Path(written_for).resolve() == policy.resolve():
+    written_for = _recorded_policy(json_out)
+    if written_for is not None and Path(written_for).resolve() == policy.resolve():
         clear_previous([p for p, default in ((json_out, record), (html_out, report))
                         if default])
+
+
+def _recorded_policy(path: Path) -> str | None:
+    """The policy file a run record at `path` was written for; None when there is no
+    readable run record there (only a regular file, read within the record limit)."""
+    from mlcheck.inputs import RECORD, read_limited
+
+    try:
+        return str(json.loads(read_limited(path, "record", RECORD))["policy"]["path"])
+    except (MlcheckError, OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _refuse_another_policys_record(path: Path, policy: Policy) -> None:
     """Two policy files with the same `name` share default outputs: never replace the
     record of one with the other's without being told to."""
-    try:
-        if not path.is_file() or path.stat().st_size > 64 << 20:
-            return
-        earlier = json.loads(path.read_text(encoding="utf-8"))
-        written_for = earlier["policy"]["path"]
-    except (OSError, ValueError, KeyError, TypeError):
+    written_for = _recorded_policy(path)
+    if written_for is None:
         return  # not a run record: clear_previous decides whether it may go
     current = policy.origin.sources[0][0]
     if Path(written_for).resolve() != Path(current).resolve():
@@ -871,16 +848,9 @@ def _promote(policy: Policy, record: dict, alias: str) -> None:
     promotion is refused (the candidate alias moved during the run), 2 on registry errors."""
     from mlcheck.registry import promote
 
-    try:
+    with _exit_codes("while updating the registry: the candidate's mlcheck.promotion tag says "
+                      "how far it got"):
         done = promote(policy, record, alias)
-    except MlcheckError as exc:
-        raise _fail(exc) from None
-    except KeyboardInterrupt:
-        err.print("[bold red]interrupted[/] while updating the registry: the candidate's "
-                  "mlcheck.promotion tag says how far it got", soft_wrap=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except Exception as exc:
-        raise _crash(exc) from None
     (out if done.moved else err).print(f"{'[bold green]' if done.moved else '[yellow]'}"
                                        f"mlflow:[/] {_safe(done.message)}", soft_wrap=True)
     if done.refused:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mlcheck.errors import CheckError
-from mlcheck.guard import ModelTimeout, time_limit
+from mlcheck.guard import ModelTimeout, escaped_model_code, time_limit
 from mlcheck.metrics import BINARY, MULTICLASS, REGRESSION
 from mlcheck.policy import Policy
 from mlcheck.stats import CellBootstrap, RowBootstrap
@@ -240,13 +240,16 @@ class Context:
                                          f"{part.shape[:1] or 0} rows for {where} of "
                                          f"dataset '{dataset}'")
                     parts.append(part)
-        except ModelTimeout as exc:  # remembered, so every check that needs it says so
-            raise CheckError(str(exc)) from None
-        except _WrongRows as exc:
+        except (ModelTimeout, _WrongRows) as exc:  # remembered: every check needing it says so
             raise CheckError(str(exc)) from None
         except Exception as exc:
             raise CheckError(f"{model.role} model raised {type(exc).__name__} in {method} on "
                              f"dataset '{dataset}': {exc}") from None
+        except BaseException as exc:  # sys.exit() and the like: remembered too, not retried
+            reason = escaped_model_code(exc)
+            if reason is None:
+                raise  # a real Ctrl-C
+            raise CheckError(reason) from None
         output = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if method == "predict_proba":
             classes = len(getattr(estimator, "classes_", []))

@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+LONGEST_LIMIT = 30 * 86_400.0  # a longer model.timeout is no limit in practice
+
 
 class ModelTimeout(BaseException):
     """A model call ran past its time limit. A BaseException, so that model code's own
@@ -54,6 +56,8 @@ def _watch_interrupts() -> Iterator[None]:
     previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(signum: int, frame: object) -> None:
+        if previous == signal.SIG_IGN:  # the parent asked to ignore Ctrl-C (nohup)
+            return
         _interrupted.set()
         if callable(previous):
             previous(signum, frame)
@@ -88,6 +92,7 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
             or not hasattr(signal, "setitimer"):
         yield
         return
+    seconds = min(seconds, LONGEST_LIMIT)  # timers and waits overflow past about 9e9 s
     started = time.perf_counter()
     returned = threading.Event()
 

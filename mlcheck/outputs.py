@@ -47,11 +47,12 @@ def _identity(path: Path) -> tuple | None:
     return found.st_dev, found.st_ino
 
 
-def check_output_paths(*paths: Path, inputs: Iterable[Path] = ()) -> tuple[Path, ...]:
+def check_output_paths(*paths: Path, inputs: Iterable[Path] = (),
+                       appending: bool = False) -> tuple[Path, ...]:
     """Refuse output paths that cannot be written or would overwrite an input (a policy, a
-    dataset, a model, a factory module, a key, the record being rendered), before a
-    (possibly long) run rather than after it. Links are followed: a symlink or hard link
-    to an input is that input."""
+    dataset, a model, a factory module, a key, the record being rendered) or the CI step
+    summary (unless `appending` to it), before a (possibly long) run rather than after it.
+    Links are followed: a symlink or hard link to an input is that input."""
     files = [p for p in paths if p != STDOUT]
     if len({p.resolve() for p in files}) != len(files):
         raise MlcheckError(f"two outputs name the same file: {files[0]}")
@@ -63,6 +64,11 @@ def check_output_paths(*paths: Path, inputs: Iterable[Path] = ()) -> tuple[Path,
             raise MlcheckError(f"output path {path} is an input of this run (a policy, "
                                "dataset, model, factory module, key or record); refusing "
                                "to overwrite it")
+        if not appending and is_step_summary(path):
+            raise MlcheckError(f"{path} is this job's step summary ($GITHUB_STEP_SUMMARY), "
+                               "which each step appends to; writing it would replace what "
+                               "earlier steps wrote. Write elsewhere and add the summary with "
+                               "`mlcheck report RECORD -f markdown -o $GITHUB_STEP_SUMMARY`")
         if path.is_dir():
             raise MlcheckError(f"output path is a directory: {path}")
         parent = next((p for p in path.resolve().parents if p.exists()), None)

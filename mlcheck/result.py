@@ -131,6 +131,7 @@ class RunResult:
         named = [s.get("path") for s in self.policy.get("sources") or []]
         named += [(self.subject.get(role) or {}).get("path") for role in ("model", "baseline")]
         named += [d.get("path") for d in (self.subject.get("datasets") or {}).values()]
+        named.append((self.subject.get("reference_profile") or {}).get("path"))
         return [Path(p) for p in named if isinstance(p, str) and not p.startswith("<")]
 
     def _repr_html_(self) -> str:

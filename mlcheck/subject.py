@@ -587,14 +587,14 @@ def _load_skops(content: bytes, shown: str, source: ModelSource, trust: bool, ro
 
 def _unpickle(content: bytes, name: str, shown: str, role: str, where: Any) -> Any:
     try:
-        if name.endswith(".joblib"):
-            import joblib
+        with model_code():  # only reached with explicit trust or a matching pin
+            if name.endswith(".joblib"):
+                import joblib
 
-            return joblib.load(io.BytesIO(content))
-        import pickle
+                return joblib.load(io.BytesIO(content))
+            import pickle
 
-        with model_code():
-            return pickle.loads(content)  # only with explicit trust or a matching pin
+            return pickle.loads(content)
     except BaseException as exc:  # a trusted pickle may still run sys.exit() as it loads
         if isinstance(exc, KeyboardInterrupt) and interrupted():
             raise

@@ -549,3 +549,16 @@ def test_precommit_verify_hook_fails_an_altered_record(hooks_repo, binary_worksp
     done = precommit(hooks_repo, repo, {}, "mlcheck-verify", "reports/good.json",
                      "data/other.json")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_action_never_reads_an_earlier_runs_record(binary_workspace):
+    """With a kept output folder, a run that stops before writing (a glob that matches
+    nothing) must not report the previous run's PASSED record as its own."""
+    first, outputs = run_action(binary_workspace.root, policies="policy.yaml",
+                                output_dir="kept")
+    assert first.code == 0 and outputs["verdict"] == "passed"
+    second, outputs = run_action(binary_workspace.root, policies="nothing-*.yaml",
+                                 output_dir="kept")
+    assert second.code == 2
+    assert outputs["verdict"] != "passed"
+    assert not (binary_workspace.root / "kept" / "record.json").exists()

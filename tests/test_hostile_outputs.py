@@ -255,3 +255,47 @@ def test_check_never_replaces_the_step_summary(binary_workspace, monkeypatch):
     result = run("check", "policy.yaml", "--report", "gs.md")
     assert result.exit_code == 2 and "step summary" in result.output
     assert summary.read_text() == "# earlier step\n"
+
+
+def test_a_fifo_policy_that_does_not_load_is_refused_without_hanging(binary_workspace):
+    fifo = binary_workspace.root / "pipe.yaml"
+    os.mkfifo(fifo)
+    result = run("check", "pipe.yaml")
+    assert result.exit_code == 2 and "not a regular file" in result.output
+
+
+def test_several_policies_never_replace_the_step_summary(binary_workspace, monkeypatch):
+    root = binary_workspace.root
+    (root / "other.yaml").write_text((root / "policy.yaml").read_text()
+                                     .replace("name: tiny", "name: other"))
+    summary = root / "gs.md"
+    summary.write_text("# earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = run("check", "policy.yaml", "other.yaml", "--json", "gs.md")
+    assert result.exit_code == 2 and "step summary" in result.output
+    assert summary.read_text() == "# earlier step\n"
+
+
+def test_several_policies_clear_the_outputs_of_one_that_no_longer_loads(binary_workspace):
+    root = binary_workspace.root
+    assert run("check", "policy.yaml").exit_code == 0
+    (root / "other.yaml").write_text((root / "policy.yaml").read_text()
+                                     .replace("name: tiny", "name: other"))
+    binary_workspace.policy(BINARY_POLICY.replace("min: 0.7", "min: .nan"))
+    result = run("check", "policy.yaml", "other.yaml")
+    assert result.exit_code == 2
+    assert not (root / "reports/tiny.json").exists()
+    assert (root / "reports/other.json").exists()
+
+
+def test_folder_discovery_finds_any_policy_and_never_opens_a_fifo(binary_workspace):
+    root = binary_workspace.root
+    folder = root / "policies"
+    folder.mkdir()
+    text = (root / "policy.yaml").read_text()
+    (folder / "late.yaml").write_text("# note\n" * 300 + text)  # `mlcheck:` after 300 lines
+    (folder / "bom.yaml").write_text("\ufeff" + text.replace("name: tiny", "name: bom"))
+    os.mkfifo(folder / "pipe.yaml")
+    result = run("validate", "policies")
+    assert result.exit_code == 0, result.output
+    assert "late.yaml" in result.output and "bom.yaml" in result.output
