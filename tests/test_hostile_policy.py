@@ -307,3 +307,13 @@ def test_nan_anywhere_says_a_finite_number_is_needed(binary_workspace, text, key
     assert f"{key}: must be a finite number, not " in message
     assert message.split("not ")[-1].split()[0].rstrip(";,") in ("nan", "-inf")
     assert "valid boolean" not in message
+
+
+def test_an_exit_from_model_code_is_remembered_not_retried_per_check(workspace):
+    path = hostile_workspace(workspace, action="open('calls', 'a').write('x'); sys.exit(0)")
+    path.write_text(path.read_text() + "    - {metric: average_precision, min: 0.5}\n"
+                    "    - {metric: recall, min: 0.5}\n")
+    result = evaluate(path)
+    assert [c.verdict for c in result.checks] == ["error"] * 4
+    # predict_proba once (roc_auc, average_precision), predict once (accuracy, recall)
+    assert (workspace.root / "calls").read_text() == "xx"
