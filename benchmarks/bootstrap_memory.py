@@ -30,6 +30,8 @@ import tracemalloc
 
 import numpy as np
 
+from mlcheck.stats import _POISSON as POISSON  # the old per-row draw used this table too
+
 STATISTICS = ("draw", "accuracy", "recall by group", "equalized odds difference", "roc_auc")
 
 
@@ -44,16 +46,6 @@ def data(rows: int):
 # ------------------------------------------------------- before: the reference implementation
 
 BLOCK_CELLS = 4_000_000
-
-
-def _poisson_table() -> np.ndarray:
-    k = np.arange(16)
-    pmf = np.exp(-1.0) / np.cumprod(np.r_[1, k[1:]])
-    thresholds = np.round(np.cumsum(pmf) * 65536)
-    return np.searchsorted(thresholds, np.arange(65536), side="right").astype(np.uint8)
-
-
-POISSON = _poisson_table()
 
 
 def old_bootstrap_counts(n: int, resamples: int, seed) -> np.ndarray:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mlcheck import DISTRIBUTION
+from mlcheck.checks import label
 from mlcheck.checks.drift import PREDICTION
 from mlcheck.context import Context
 from mlcheck.engine import Evaluation, compile_checks, describe_policy, package_version, run_check
@@ -267,8 +268,9 @@ class Planner:
             counts = self.frame[column].value_counts()
             counts = counts[counts >= 30]
             for value in sorted(counts.index, key=lambda v: (-int(counts[v]), str(v)))[:6]:
-                op = Operator("subgroup", f"flip[{column}={value}]", f"a share of the "
-                              f"decisions flipped for rows with {column} = {value} only "
+                shown = label(value)  # as the check ids name the group (escaped, cut)
+                op = Operator("subgroup", f"flip[{column}={shown}]", f"a share of the "
+                              f"decisions flipped for rows with {column} = {shown} only "
                               f"({int(counts[value])} rows)", 1.0, "share of the group's rows",
                               reason=reason)
                 if not reason:

@@ -677,3 +677,16 @@ def test_columns_with_nothing_missing_do_not_dilute_the_missing_share_correction
     assert changed["p_value_corrected"] == changed["p_value"] < 0.01
     full = checks["drift/missing_share[full0]"]
     assert full.verdict == "pass" and full.evidence["p_value"] == 1.0
+
+
+def test_infinite_values_make_a_statistic_an_error_never_a_pass(workspace):
+    """A shifted column holding a few infinities gave wasserstein = nan, and `nan > max`
+    is false: the check passed. A statistic that is not a number is the column's error."""
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame({"x": np.r_[rng.normal(size=500), [np.inf, -np.inf]]})
+    current = pd.DataFrame({"x": np.r_[rng.normal(3, 1, size=500), [np.inf, np.inf]]})
+    path = drift_policy(workspace, reference, current, """
+            - {test: wasserstein, max: 0.1}""")
+    check = by_id(evaluate(path))["drift/wasserstein[x]"]
+    assert check.verdict == "error", check.message
+    assert "not a finite number" in check.message

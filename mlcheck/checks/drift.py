@@ -600,6 +600,16 @@ def corrected_p_values(rule: DriftRule, spec: DriftSpec, context: Context) -> di
     return context.memo(("drift-p", id(rule)), build)
 
 
+def _finite(found: dict, test: str, column: str) -> None:
+    """A statistic or p-value that is NaN (infinite values in the column, say) compares
+    false with every bound: it is the column's error, never a pass."""
+    bad = [name for name in (test, P_VALUE.get(test)) if name and name in found
+           and found[name] is not None and not np.isfinite(found[name])]
+    if bad:
+        raise CheckError(f"{test} cannot be computed for column '{column}' ({', '.join(bad)} "
+                         "is not a finite number): infinite values in the column?")
+
+
 def _enough(found: dict, spec: DriftSpec) -> bool:
     return min(found["current_values"], found["reference_values"]) >= spec.min_rows
 
@@ -629,6 +639,7 @@ def _column_check(rule: DriftRule, spec: DriftSpec, column: str):
                            evidence, inconclusive=f"{found['current_values']} current and "
                            f"{found['reference_values']} reference values, fewer than "
                            f"min_rows {spec.min_rows}")
+        _finite(found, rule.test, column)
         if rule.test in ("ks", "chi2"):
             statistic = found[rule.test]
             effect = found["ks"] if rule.test == "ks" else found["cramers_v"]
