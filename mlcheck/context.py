@@ -54,6 +54,15 @@ class Truth:
     positive_label: Any = None
 
 
+def _sorted_codes(values: Any) -> tuple[np.ndarray, Any]:
+    """Codes of values in their sorted order (missing last); in order of appearance when
+    the values cannot be sorted (mixed types)."""
+    try:
+        return pd.factorize(values, sort=True, use_na_sentinel=False)
+    except TypeError:
+        return pd.factorize(values, use_na_sentinel=False)
+
+
 class _WrongRows(Exception):
     """A model returned a number of rows other than it was given."""
 
@@ -109,7 +118,8 @@ class Context:
         if stats.resamples == 0:
             return None
         return self.memo(("cells", dataset), lambda: CellBootstrap(
-            self._finest_cells(dataset), stats.resamples, self._seed(dataset)))
+            self._finest_cells(dataset), stats.resamples, self._seed(dataset),
+            self.weights(dataset)))
 
     def row_bootstrap(self, dataset: str) -> RowBootstrap | None:
         """Per-row resample counts of a dataset, drawn block by block from the dataset's
@@ -118,7 +128,8 @@ class Context:
         if stats.resamples == 0:
             return None
         return self.memo(("rows", dataset), lambda: RowBootstrap(
-            len(self.frame(dataset)), stats.resamples, self._seed(dataset)))
+            len(self.frame(dataset)), stats.resamples, self._seed(dataset),
+            self.weights(dataset)))
 
     def _seed(self, dataset: str) -> np.random.SeedSequence:
         """Each dataset gets its own seed derived from the policy's, so adding a dataset
@@ -126,9 +137,11 @@ class Context:
         return np.random.SeedSequence([self.policy.statistics.seed, *dataset.encode()])
 
     def _finest_cells(self, dataset: str) -> np.ndarray:
-        """Each row's cell in the finest partition the declared needs ask for. A part that
-        cannot be computed (a model that raises, a missing column) is left out: the
-        checks that need it report that error themselves."""
+        """Each row's cell in the finest partition the declared needs ask for, numbered in
+        the sorted order of the cells' values, so that the same data gives the same cells
+        (and the same draws) whatever the order of its rows: on pandas or, aggregated, on
+        Spark. A part that cannot be computed (a model that raises, a missing column) is
+        left out: the checks that need it report that error themselves."""
         parts: list[Any] = [self.truth(dataset).values]
         for kind, name in sorted(self._cell_needs.get(dataset, ())):
             try:
@@ -138,16 +151,38 @@ class Context:
                 continue
         cells = np.zeros(len(parts[0]), dtype=np.int64)
         for part in parts:
-            codes, uniques = pd.factorize(part, use_na_sentinel=False)
-            cells = pd.factorize(cells * len(uniques) + codes)[0]
+            codes, uniques = _sorted_codes(part)
+            cells = pd.factorize(cells * len(uniques) + codes, sort=True)[0]
         return cells
 
     def frame(self, dataset: str) -> pd.DataFrame:
+        """A dataset's rows; for a Spark dataset, its distinct scored combinations (the
+        columns checks group by, truth, predictions), each standing for `weights` rows."""
         loaded = self.subject.datasets[dataset]
-        if loaded.spark is not None:  # its rows stay in Spark: only drift reads them there
-            raise CheckError(f"dataset '{dataset}' is a Spark dataset, and this check does "
-                             "not run on Spark yet (docs/spark.md)")
+        if loaded.spark is not None:
+            return self.scored(dataset).frame
         return loaded.frame
+
+    def weights(self, dataset: str) -> np.ndarray | None:
+        """How many rows each row of `frame` stands for: None for a dataset held in pandas
+        (one each), the counts of the aggregated rows for a Spark dataset."""
+        if self.subject.datasets[dataset].spark is None:
+            return None
+        return self.scored(dataset).counts
+
+    def size(self, dataset: str, rows: np.ndarray | None = None) -> int:
+        """The number of rows of a dataset (or of the rows `rows` of its frame)."""
+        weights = self.weights(dataset)
+        if weights is None:
+            return len(self.frame(dataset)) if rows is None else len(rows)
+        return int(weights.sum() if rows is None else weights[rows].sum())
+
+    def scored(self, dataset: str) -> Any:
+        """A Spark dataset scored on the executors and aggregated (mlcheck/spark.py), once
+        per run; a failure (a model that raises there) is every check's error."""
+        from mlcheck.spark import score_aggregate
+
+        return self.memo(("scored", dataset), lambda: score_aggregate(self, dataset))
 
     def spark_frame(self, dataset: str) -> Any:
         """A Spark dataset's DataFrame, or None for a dataset held in pandas."""
@@ -204,9 +239,14 @@ class Context:
         but the target and the columns black-box sources read (a vendor's score must
         never leak into a model)."""
         frame = self.frame(dataset)
+        return frame[self.feature_columns(list(frame.columns), model)]
+
+    def feature_columns(self, columns: list[str], model: LoadedModel | None = None
+                        ) -> list[str]:
+        """The columns `features` gives a model, out of a dataset's `columns`."""
         model = model or self.subject.model
         if model is not None and model.inputs:
-            return frame[list(model.inputs)]
+            return list(model.inputs)
         spec = self.policy.model
         excluded = {self.policy.data.target}
         for source in (spec, spec and spec.baseline):
@@ -214,7 +254,7 @@ class Context:
                 scores = source.scores
                 excluded.update(scores.values() if isinstance(scores, dict) else [scores])
                 excluded.add(source.predictions)
-        return frame.drop(columns=[c for c in frame.columns if c in excluded])
+        return [c for c in columns if c not in excluded]
 
     def _call(self, model: LoadedModel, method: str, dataset: str) -> np.ndarray:
         """Call the model on the whole dataset (in batches of PREDICT_ROWS rows; the time
@@ -269,9 +309,14 @@ class Context:
         source = model.source
         if self.task == REGRESSION:
             raise CheckError("regression has no predicted labels")
+        spark = model.estimator is not None and self.spark_frame(dataset) is not None
         if self.task == BINARY and source.threshold is not None:
+            if spark:  # thresholded on the executors, before scores were put on a grid
+                return self.scored(dataset).output(role, "labels")
             return self.scores(role, dataset) >= source.threshold
-        if model.estimator is None:
+        if spark:
+            raw = pd.Series(self.scored(dataset).output(role, "labels"))
+        elif model.estimator is None:
             if not source.predictions:
                 raise CheckError(f"{role}: black-box mode needs `predictions` or a "
                                  "`threshold` on `scores` for label metrics")
@@ -301,6 +346,8 @@ class Context:
         source = model.source
         if model.estimator is None:
             scores = self._column_scores(source, dataset)
+        elif self.spark_frame(dataset) is not None:
+            scores = self.scored(dataset).output(role, "scores")
         elif self.task == REGRESSION:
             scores = self._call(model, "predict", dataset).astype(float)
         else:

@@ -82,42 +82,55 @@ class Metric:
         return stats.multiclass_label_metric(self.name)(truth, output, classes, weights)
 
 
+# Every metric takes `sample_weight` (rows standing for several: aggregated on Spark).
+
 def _labels(fn: Callable[..., float], **kwargs: object) -> Callable[..., float]:
-    def compute(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence | None) -> float:
+    def compute(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence | None,
+                sample_weight: np.ndarray | None = None) -> float:
         extra = dict(kwargs)
         if "average" in extra and classes is not None:
             extra["labels"] = list(classes)
-        return fn(y_true, y_pred, **extra)
+        return fn(y_true, y_pred, sample_weight=sample_weight, **extra)
 
     return compute
 
 
 def _binary(fn: Callable[..., float], **kwargs: object) -> Callable[..., float]:
-    return lambda y_true, y_pred, classes: fn(y_true, y_pred, pos_label=True, **kwargs)
+    return lambda y_true, y_pred, classes, sample_weight=None: fn(
+        y_true, y_pred, pos_label=True, sample_weight=sample_weight, **kwargs)
 
 
-def _roc_auc(y_true, y_score, classes, *, multi_class="raise", average="macro"):
+def _roc_auc(y_true, y_score, classes, sample_weight=None, *, multi_class="raise",
+             average="macro"):
     if y_score.ndim == 1:
-        return skm.roc_auc_score(y_true, y_score)
-    return skm.roc_auc_score(
-        y_true, y_score, multi_class=multi_class, average=average, labels=list(classes)
-    )
+        return skm.roc_auc_score(y_true, y_score, sample_weight=sample_weight)
+    return skm.roc_auc_score(y_true, y_score, multi_class=multi_class, average=average,
+                             labels=list(classes), sample_weight=sample_weight)
 
 
-def _log_loss(y_true, y_score, classes):
+def _average_precision(y_true, y_score, classes, sample_weight=None):
+    if not y_true.any():  # scikit-learn says 0 without positives; it is undefined
+        return float("nan")
+    return skm.average_precision_score(y_true, y_score, pos_label=True,
+                                       sample_weight=sample_weight)
+
+
+def _log_loss(y_true, y_score, classes, sample_weight=None):
+    labels = [False, True] if y_score.ndim == 1 else list(classes)
+    return skm.log_loss(y_true, y_score, labels=labels, sample_weight=sample_weight)
+
+
+def _brier(y_true, y_score, classes, sample_weight=None):
     if y_score.ndim == 1:
-        return skm.log_loss(y_true, y_score, labels=[False, True])
-    return skm.log_loss(y_true, y_score, labels=list(classes))
-
-
-def _brier(y_true, y_score, classes):
-    if y_score.ndim == 1:
-        return skm.brier_score_loss(y_true, y_score, pos_label=True)
-    return skm.brier_score_loss(y_true, y_score, labels=list(classes))
+        return skm.brier_score_loss(y_true, y_score, pos_label=True,
+                                    sample_weight=sample_weight)
+    return skm.brier_score_loss(y_true, y_score, labels=list(classes),
+                                sample_weight=sample_weight)
 
 
 def _regression(fn: Callable[..., float]) -> Callable[..., float]:
-    return lambda y_true, y_pred, classes: fn(y_true, y_pred)
+    return lambda y_true, y_pred, classes, sample_weight=None: fn(
+        y_true, y_pred, sample_weight=sample_weight)
 
 
 _NO_WEIGHTED_FORM = ("roc_auc_ovo",)
@@ -140,9 +153,7 @@ _DEFINITIONS = [
            _binary(_sk("f1_score"), zero_division=_nan), "harmonic mean of precision and recall"),
     Metric("roc_auc", _BINARY_ONLY, "scores", True, _roc_auc,
            "area under the ROC curve"),
-    Metric("average_precision", _BINARY_ONLY, "scores", True,
-           lambda y, s, c: skm.average_precision_score(y, s, pos_label=True) if y.any()
-           else float("nan"),  # scikit-learn says 0 without positives; it is undefined
+    Metric("average_precision", _BINARY_ONLY, "scores", True, _average_precision,
            "area under the precision-recall curve"),
     Metric("log_loss", _CLASSIFICATION, "scores", False, _log_loss, "cross-entropy loss",
            probabilities=True),

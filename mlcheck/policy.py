@@ -229,15 +229,16 @@ class DatasetSpec(Spec):
     sha256: Sha256 | None = Field(None, description="Expected SHA-256 of the file.")
     format: Literal["csv", "parquet"] | None = Field(None, description="Default: from suffix.")
     sample: SampleSpec | None = Field(None, description="Evaluate a seeded sample of the rows "
-                                      "(exploratory runs); the record and report say so.")
+                                      "(exploratory runs; on a Spark source, the rows brought "
+                                      "to the driver); the record and report say so.")
 
     @model_validator(mode="after")
     def _file_or_spark(self) -> DatasetSpec:
         if (self.path is None) == (self.spark is None):
             raise ValueError("give exactly one of `path` (a file) or `spark` (a Spark source)")
-        if self.spark is not None and (self.format or self.sample):
-            raise ValueError("`format` and `sample` are for files; a Spark source sets its "
-                             "format under `spark`, and has no `sample` yet")
+        if self.spark is not None and self.format:
+            raise ValueError("`format` is for files; a Spark source sets its format under "
+                             "`spark`")
         return self
 
 

@@ -38,7 +38,6 @@ PROFILE_POINTS = 1001  # quantiles a profile keeps per numeric column (drift.SKE
 EXACT_SLICE = 50_000  # values collected at most around one exact quantile
 DIGEST = ("sha256 over the Spark schema (JSON) of the columns read, the row count and the "
           "sum of xxhash64 of every row (order-independent)")
-SUPPORTED = "drift (reference and current datasets, without `prediction: true`)"
 
 
 def pyspark() -> Any:
@@ -67,18 +66,17 @@ def session() -> Any:
 # ------------------------------------------------------------------ loading
 
 def check_supported(policy: Any, names: list[str]) -> None:
-    """A Spark dataset may be read only by what runs on Spark; anything else stops the run
-    before a file is read, naming the section (never a silent pass)."""
+    """What reads a Spark dataset row by row (explanations, property searches, drift's
+    `prediction: true`) stops the run before anything is read, naming the section and
+    what to do instead (never a silent pass). Schema, performance, fairness and drift run
+    on Spark; a `sample:` on the dataset brings a seeded sample to the driver instead."""
     where = policy.origin.locate
     uses = []
-    for section in ("performance", "fairness", "explainability", "robustness"):
+    for section in ("explainability", "robustness"):
         spec = getattr(policy, section)
         if spec is not None and spec.dataset in names:
-            uses.append((spec.dataset, f"{section} reads it", where(section, "dataset")))
-    schema = policy.schema_
-    if schema is not None:
-        uses += [(name, "the schema section validates it", where("schema"))
-                 for name in names if not schema.datasets or name in schema.datasets]
+            uses.append((spec.dataset, f"{section} reads it row by row",
+                         where(section, "dataset")))
     drift = policy.drift
     if drift is not None and drift.prediction:
         uses += [(name, "drift's `prediction: true` scores it with the model",
@@ -86,8 +84,10 @@ def check_supported(policy: Any, names: list[str]) -> None:
                  if name in names]
     if uses:
         name, reason, location = uses[0]
-        raise InputError(f"dataset '{name}' is a Spark source and {reason}; on Spark, "
-                         f"mlcheck runs {SUPPORTED} so far (docs/spark.md)", location)
+        raise InputError(f"dataset '{name}' is a Spark source and {reason}, which does not "
+                         "run on Spark: declare `sample: {rows: N, seed: S}` on a dataset of "
+                         "the same source to run it on a seeded sample (docs/spark.md)",
+                         location)
     pyspark()
 
 
@@ -128,8 +128,53 @@ def load_dataset(policy: Any, name: str, needed: Any, given: Any = None) -> Any:
                policy.origin.locate("data", "datasets", name, "sha256"))
     import pandas as pd
 
+    if spec.sample is not None:  # the sample's rows come to the driver: a pandas dataset
+        from mlcheck.subject import _strata
+
+        sample = draw_sample(frame, spec.sample.rows, spec.sample.seed, _strata(policy))
+        return LoadedDataset(name, sample, artifact, len(columns), digest_method=DIGEST,
+                             sample={"rows": len(sample), "of": rows,
+                                     "seed": spec.sample.seed, "method": SAMPLE_METHOD})
     return LoadedDataset(name, pd.DataFrame(columns=list(frame.columns)), artifact,
                          len(columns), digest_method=DIGEST, spark=frame, rows=rows)
+
+
+SAMPLE_METHOD = ("drawn on Spark: the rows with the smallest xxhash64 of (seed, row), "
+                 "per target class in proportion to its rows for classification")
+
+
+def draw_sample(frame: Any, rows: int, seed: int, strata: str | None = None) -> Any:
+    """A seeded sample of exactly `rows` rows (all of them when there are fewer), the same
+    whatever the partitioning: the rows with the smallest hash of (seed, row), found with
+    a top-k per partition; with `strata` (the target of a classification), each class
+    keeps its share of the rows by largest remainder, as a local sample does."""
+    from pyspark.sql import Window
+
+    functions = pyspark().functions
+    keyed = frame.withColumn("__key", functions.xxhash64(
+        functions.lit(seed), *[functions.col(c) for c in frame.columns]))
+    if strata is None or strata not in frame.columns:
+        picked = keyed.orderBy("__key").limit(rows)
+    else:
+        counts = {row[0]: int(row[1]) for row in frame.groupBy(strata).count().collect()}
+        total = sum(counts.values())
+        if rows >= total:
+            picked = keyed
+        else:
+            labels = sorted(counts, key=lambda v: (v is None, str(v)))
+            exact = np.array([counts[v] * rows / total for v in labels])
+            quota = np.floor(exact).astype(np.int64)
+            by_remainder = np.lexsort((np.arange(len(labels)), quota - exact))
+            quota[by_remainder[:rows - int(quota.sum())]] += 1
+            limit = functions.lit(0)
+            for value, q in zip(labels, quota, strict=True):
+                match = functions.col(strata).isNull() if value is None else \
+                    functions.col(strata) == functions.lit(value)
+                limit = functions.when(match, int(q)).otherwise(limit)
+            rank = functions.row_number().over(Window.partitionBy(strata).orderBy("__key"))
+            picked = keyed.withColumn("__rank", rank).where(functions.col("__rank") <= limit)
+    table = picked.orderBy("__key").drop("__key", "__rank").toArrow()
+    return table.to_pandas()
 
 
 def _resolve(policy: Any, path: str) -> str:
@@ -553,6 +598,276 @@ def _numeric(context: Any, spec: Any, reference: Any, current: Any,
             "judged_on": "the upper bound"}
         out[column] = found
     return out
+
+
+# ------------------------------------------------------------------ scoring
+
+def target_summary(frame: Any, target: str, most: int = 1000) -> tuple[int, list, str]:
+    """A target column's missing values (null, or NaN as pandas counts it), up to `most`
+    distinct labels, and its Spark type: what the subject's target checks read."""
+    functions = pyspark().functions
+    column = functions.col(target)
+    kind = _type_name(frame, target)
+    missing = column.isNull() | (functions.isnan(column) if kind in ("FloatType", "DoubleType")
+                                 else functions.lit(False))
+    count = frame.agg(functions.sum(missing.cast("long")).alias("m")).first()["m"] or 0
+    labels = [row[0] for row in frame.where(~missing).select(column).distinct().limit(most)
+              .collect()]
+    return int(count), labels, kind
+
+
+SCORE_STEP = 1e-3  # the score grid's step, in logit units (see on_score_grid)
+
+
+class Scored:
+    """A Spark dataset scored on the executors and aggregated: its distinct combinations
+    of the columns checks read (target, slice and sensitive columns, black-box columns)
+    and each model's predicted label and score, with how many rows each stands for. It is
+    all performance and fairness read: cell counts are exact, so confusion-based metrics,
+    group rates and their intervals are the local engine's; scores are counted on a grid
+    (on_score_grid), whose effect on ROC AUC is bounded in `describe`."""
+
+    def __init__(self, frame: Any, counts: np.ndarray, outputs: dict[tuple[str, str], Any],
+                 scored: dict[str, Any], truth: np.ndarray | None) -> None:
+        self.frame, self.counts, self.outputs = frame, counts, outputs
+        self.scored, self.truth = scored, truth
+
+    def output(self, role: str, kind: str) -> np.ndarray:
+        """A model's `labels` or `scores` per aggregated row."""
+        if (role, kind) not in self.outputs:
+            raise CheckError(self.scored.get((role, kind)) or
+                             f"the {role} model's {kind} were not computed on Spark")
+        return self.outputs[(role, kind)]
+
+    def describe(self) -> dict[str, Any]:
+        found = {"rows": int(self.counts.sum()), "aggregated_rows": len(self.counts),
+                 "computed": "model scored on the executors (mapInPandas); the driver "
+                             "received counts per distinct combination of the columns "
+                             "checks read, predicted labels and scores"}
+        for (role, kind), values in self.outputs.items():
+            if kind == "scores" and self.truth is not None and values.ndim == 1:
+                found[f"{role}_score_grid"] = {
+                    "step_logit": SCORE_STEP,
+                    "max_probability_shift": SCORE_STEP / 8,
+                    "roc_auc_error_bound": auc_tie_bound(self.truth, values, self.counts)}
+        return found
+
+
+def auc_tie_bound(truth: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> float:
+    """How far ROC AUC on grid scores can be from ROC AUC on the exact scores: at most
+    half the share of (positive, negative) pairs that share a grid point (those pairs
+    count 1/2; their exact order may have been either)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"s": scores, "p": np.where(truth, counts, 0),
+                          "n": np.where(truth, 0, counts)}).groupby("s").sum()
+    positives, negatives = frame["p"].sum(), frame["n"].sum()
+    if not positives or not negatives:
+        return 0.0
+    return float(0.5 * np.dot(frame["p"].to_numpy(float), frame["n"].to_numpy(float))
+                 / (float(positives) * float(negatives)))
+
+
+def _roles_and_needs(context: Any, dataset: str) -> tuple[dict[str, set[str]], set[str]]:
+    """Which models a Spark dataset is scored with and what of each (`labels`, `scores`),
+    and the data columns the checks group by: read from the policy's sections."""
+    from mlcheck.metrics import METRICS, RATES, REGRESSION
+
+    policy = context.policy
+    needs: dict[str, set[str]] = {}
+    columns: set[str] = set()
+    performance, fairness = policy.performance, policy.fairness
+    if performance is not None and performance.dataset == dataset:
+        for rule in performance.rules:
+            columns.update(rule.by)
+            kind = METRICS[rule.metric].needs
+            needs.setdefault("candidate", set()).add(kind)
+            if rule.baseline is not None:
+                needs.setdefault("baseline", set()).add(kind)
+    if fairness is not None and fairness.dataset == dataset:
+        for rule in fairness.rules:
+            for feature in rule.sensitive or fairness.sensitive:
+                columns.update([feature] if isinstance(feature, str) else feature)
+            kind = "labels" if rule.metric in RATES or rule.metric.endswith(
+                ("_difference", "_ratio")) else METRICS[rule.metric].needs
+            needs.setdefault("candidate", set()).add(kind)
+    if context.task == REGRESSION:
+        needs = {role: {"scores"} for role in needs}
+    return needs, columns
+
+
+def score_aggregate(context: Any, dataset: str) -> Scored:
+    """Score a Spark dataset with the policy's models on the executors and bring back the
+    counts of its distinct combinations (Scored). A model that raises or returns the
+    wrong shape there is every check's error, with its message."""
+    try:
+        return _score_aggregate(context, dataset)
+    except CheckError:
+        raise
+    except Exception as exc:  # a lost executor, a worker without the model's library, …
+        raise CheckError(f"Spark could not score dataset '{dataset}': "
+                         f"{type(exc).__name__}: {_first_line(exc)}") from None
+
+
+def _score_aggregate(context: Any, dataset: str) -> Scored:
+
+    from mlcheck.metrics import BINARY, MULTICLASS, REGRESSION
+
+    sql = pyspark()
+    types = sql.types
+    frame = context.spark_frame(dataset)
+    policy, task = context.policy, context.task
+    if task == REGRESSION:
+        raise CheckError("regression metrics do not run on Spark yet: their truth and "
+                         "predictions are continuous, so there is nothing to count "
+                         "(docs/spark.md)")
+    needs, grouping = _roles_and_needs(context, dataset)
+    target = policy.data.target
+    data_columns = [c for c in dict.fromkeys([target, *sorted(grouping)]) if c in frame.columns]
+    score_columns: list[str] = []  # black-box scores: data columns, put on the grid
+    plans: dict[str, dict[str, Any]] = {}
+    scored: dict[tuple[str, str], str] = {}
+    for role, kinds in needs.items():
+        model = context.model(role)
+        source = model.source
+        if model.estimator is None:  # a black box: its columns are data
+            for column in (source.predictions, source.scores):
+                if isinstance(column, str) and column in frame.columns:
+                    (score_columns if column == source.scores else data_columns).append(column)
+            continue
+        threshold = source.threshold if task == BINARY else None
+        plan: dict[str, Any] = {"estimator": model.estimator, "threshold": threshold,
+                                "inputs": context.feature_columns(list(frame.columns), model)}
+        missing = [c for c in plan["inputs"] if c not in frame.columns]
+        if missing:
+            raise CheckError(f"the {role} model's inputs {missing[:5]} are not columns of "
+                             f"dataset '{dataset}'")
+        if "scores" in kinds and task == MULTICLASS:
+            scored[(role, "scores")] = ("multiclass score metrics (one score per class) do "
+                                        "not run on Spark yet; label metrics do")
+            kinds = kinds - {"scores"}
+        if "scores" in kinds or ("labels" in kinds and threshold is not None):
+            if not hasattr(model.estimator, "predict_proba"):
+                raise CheckError(f"{role} model ({type(model.estimator).__name__}) has no "
+                                 "`predict_proba` method")
+            classes = list(model.estimator.classes_)
+            plan["proba"] = (context.positive_index(classes, role), len(classes),
+                             "scores" in kinds)
+        if "labels" in kinds and threshold is None:
+            plan["predict"] = _label_type(model.estimator)
+        plans[role] = plan
+        for kind in kinds:
+            context.model_calls[(role, dataset, "predict_proba" if kind == "scores" or
+                                 threshold is not None else "predict")] += 1
+    fields = [frame.schema[c] for c in data_columns]
+    fields += [types.StructField(c, types.DoubleType()) for c in score_columns]
+    for role, plan in plans.items():
+        if "predict" in plan or plan["threshold"] is not None:
+            label_type = types.BooleanType() if plan["threshold"] is not None else \
+                getattr(types, plan.get("predict", "BooleanType"))()
+            fields.append(types.StructField(f"__label_{role}", label_type))
+        if "proba" in plan and plan["proba"][2]:
+            fields.append(types.StructField(f"__score_{role}", types.DoubleType()))
+    fields += [types.StructField("__error", types.StringType()),
+               types.StructField("__n", types.LongType())]
+    names = [f.name for f in fields]
+    inputs = sorted({c for plan in plans.values() for c in plan["inputs"]}
+                    | set(data_columns) | set(score_columns))
+    scoring = _scoring(plans, data_columns, score_columns, names, dataset)
+    functions = sql.functions
+    keys = names[:-1]
+    aggregated = (frame.select(*inputs).mapInPandas(scoring, types.StructType(fields))
+                  .groupBy(*keys).agg(functions.sum("__n").alias("__n")))
+    table = aggregated.toArrow().to_pandas()
+    errors = table["__error"].dropna()
+    if len(errors):
+        raise CheckError(str(errors.iloc[0]))
+    counts = table["__n"].to_numpy(dtype=np.int64)
+    expected = context.subject.datasets[dataset].rows
+    if int(counts.sum()) != expected:
+        raise CheckError(f"Spark scored {int(counts.sum())} rows of dataset '{dataset}', "
+                         f"which has {expected}")
+    outputs: dict[tuple[str, str], Any] = {}
+    for role, plan in plans.items():
+        if f"__label_{role}" in table:
+            labels = table[f"__label_{role}"]
+            outputs[(role, "labels")] = labels.to_numpy(dtype=bool) \
+                if plan["threshold"] is not None else labels.to_numpy()
+        if f"__score_{role}" in table:
+            outputs[(role, "scores")] = table[f"__score_{role}"].to_numpy(dtype=float)
+    data = table[data_columns + score_columns].reset_index(drop=True)
+    truth = None
+    if task == BINARY and target in data and context.subject.positive_label is not None:
+        truth = (data[target] == context.subject.positive_label).to_numpy()
+    return Scored(data, counts, outputs, scored, truth)
+
+
+def _label_type(estimator: Any) -> str:
+    """The Spark type of a classifier's predicted labels, from its `classes_`."""
+    kind = np.asarray(getattr(estimator, "classes_", np.array([], dtype=object))).dtype.kind
+    return {"b": "BooleanType", "i": "LongType", "u": "LongType",
+            "f": "DoubleType"}.get(kind, "StringType")
+
+
+def _scoring(plans: dict[str, dict[str, Any]], data_columns: list[str],
+             score_columns: list[str], names: list[str], dataset: str) -> Any:
+    """The function mapInPandas runs on each executor: score each batch with the models
+    (shipped in the closure) and count its distinct rows. A model that raises or returns
+    the wrong shape yields one row holding the error. Self-contained (numpy and pandas
+    only), so the executors need the models' libraries, not mlcheck."""
+    step = SCORE_STEP
+
+    def on_grid(p: Any) -> Any:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            z = np.round((np.log(p) - np.log1p(-p)) / step) * step
+            grid = 1 / (1 + np.exp(-z))
+        return np.where((p > 0) & (p < 1), grid, p)
+
+    def score(batches: Any) -> Any:
+        import pandas as pd
+
+        for batch in batches:
+            out = {c: batch[c] for c in data_columns}
+            out.update({c: on_grid(batch[c].to_numpy(dtype=float)) for c in score_columns})
+            try:
+                for role, plan in plans.items():
+                    features = batch[plan["inputs"]]
+                    if "proba" in plan:
+                        positive, classes, keep = plan["proba"]
+                        proba = np.asarray(plan["estimator"].predict_proba(features))
+                        if proba.ndim != 2 or proba.shape != (len(batch), classes):
+                            raise ValueError(
+                                f"{role} model's predict_proba returned shape {proba.shape} "
+                                f"for {len(batch)} rows; expected ({len(batch)}, {classes})")
+                        outside = int(np.count_nonzero((proba < 0) | (proba > 1)))
+                        if outside:
+                            raise ValueError(f"{role} model's predict_proba returned "
+                                             f"{outside} values outside [0, 1]")
+                        p = proba[:, positive].astype(float)
+                        if plan["threshold"] is not None:
+                            out[f"__label_{role}"] = p >= plan["threshold"]
+                        if keep:
+                            out[f"__score_{role}"] = on_grid(p)
+                    if "predict" in plan:
+                        labels = np.asarray(plan["estimator"].predict(features))
+                        if labels.ndim == 0 or labels.shape[0] != len(batch):
+                            raise ValueError(f"{role} model's predict returned "
+                                             f"{labels.shape[:1] or 0} rows for {len(batch)}")
+                        out[f"__label_{role}"] = labels.astype(str) \
+                            if plan["predict"] == "StringType" else labels
+            except Exception as exc:  # reported by the driver as every check's error
+                yield pd.DataFrame({**{n: [None] for n in names[:-2]},
+                                    "__error": [f"{role} model raised {type(exc).__name__} "
+                                                f"on dataset '{dataset}' (on Spark): {exc}"],
+                                    "__n": [0]})
+                continue
+            counted = pd.DataFrame(out).groupby(names[:-2], dropna=False, sort=False,
+                                                observed=True).size()
+            counted = counted.reset_index(name="__n")
+            counted.insert(len(names) - 2, "__error", None)
+            yield counted[names]
+
+    return score
 
 
 # ------------------------------------------------------------------ profile

@@ -78,14 +78,16 @@ class CellBootstrap:
     cell, which is the row bootstrap exactly in distribution; every coarser count (one
     model's confusion counts, per group or not) is a sum of these, so all count-based
     intervals of a run come from the same draws: paired across checks, models and groups.
-    Memory: resamples x cells, drawn in blocks when that is large, never rows x resamples."""
+    Memory: resamples x cells, drawn in blocks when that is large, never rows x resamples.
+    `weights`: how many rows each row stands for (aggregated rows, from Spark)."""
 
     method = CELLS_METHOD
 
     def __init__(self, cell_of_row: np.ndarray, resamples: int,
-                 seed: np.random.SeedSequence) -> None:
+                 seed: np.random.SeedSequence, weights: np.ndarray | None = None) -> None:
         self.cell_of_row = cell_of_row
-        self.sizes = np.bincount(cell_of_row)
+        self.sizes = np.bincount(cell_of_row) if weights is None else \
+            np.bincount(cell_of_row, weights=weights).astype(np.int64)
         self.resamples, self.seed = resamples, seed
         self.spans = _spans(resamples, len(self.sizes), CELL_BLOCK)
         keep = resamples * len(self.sizes) * 4 <= KEEP
@@ -127,12 +129,15 @@ class RowBootstrap:
     """Poisson resamples of a dataset's rows as per-row counts, drawn in blocks of
     resamples (block x rows <= ROW_BLOCK counts): each block comes from its own seed,
     so every check that reads rows sees the same resamples, and memory stays bounded.
-    Kept for the run when the whole table is small (KEEP bytes)."""
+    Kept for the run when the whole table is small (KEEP bytes). With `weights` (rows
+    standing for several, aggregated on Spark) a row is drawn Poisson(weight) times: the
+    sum of its rows' Poisson(1) draws, the same bootstrap in distribution."""
 
     method = ROWS_METHOD
 
-    def __init__(self, n: int, resamples: int, seed: np.random.SeedSequence) -> None:
-        self.n, self.resamples, self.seed = n, resamples, seed
+    def __init__(self, n: int, resamples: int, seed: np.random.SeedSequence,
+                 weights: np.ndarray | None = None) -> None:
+        self.n, self.resamples, self.seed, self.weights = n, resamples, seed, weights
         self.spans = _spans(resamples, n, ROW_BLOCK)
         self._kept: dict[int, np.ndarray] | None = {} if resamples * n <= KEEP else None
 
@@ -141,7 +146,11 @@ class RowBootstrap:
             return self._kept[index]
         start, stop = self.spans[index]
         rng = np.random.default_rng(_block_seed(self.seed, _ROWS, index))
-        block = _POISSON[rng.integers(0, 65536, size=(stop - start, self.n), dtype=np.uint16)]
+        if self.weights is not None:
+            block = rng.poisson(self.weights, size=(stop - start, self.n))
+        else:
+            block = _POISSON[rng.integers(0, 65536, size=(stop - start, self.n),
+                                          dtype=np.uint16)]
         if self._kept is not None:
             self._kept[index] = block
         return block
@@ -310,7 +319,7 @@ def weighted_auc(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> 
         order = np.argsort(scores, kind="mergesort")
         truth, scores, weights = truth[order], scores[order], weights[:, order]
     if weights.dtype.kind in "ui":  # uint8 counts would overflow in the sums
-        weights = weights.astype(np.int64 if len(scores) > 50_000_000 else np.int32)
+        weights = weights.astype(_wide(weights, len(scores)))
     starts = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]])
     neg_w = weights * ~truth
     if starts.size < len(scores):  # ties: work on blocks of equal scores
@@ -337,11 +346,11 @@ def auc_statistic(truth: np.ndarray, scores: np.ndarray) -> Callable[[np.ndarray
         return lambda counts: weighted_auc(positive, ordered, counts[:, order])
     pos_rows, neg_rows = order[positive], order[~positive]
     before = np.cumsum(~positive)[positive]  # negatives scored below each positive
-    wide = np.int64 if len(scores) > 50_000_000 else np.int32
 
     def statistic(counts: np.ndarray) -> np.ndarray:
         if not len(pos_rows) or not len(neg_rows):
             return np.full(counts.shape[0], np.nan)
+        wide = _wide(counts, len(scores))
         cumulative = np.zeros((counts.shape[0], len(neg_rows) + 1), dtype=wide)
         np.cumsum(counts[:, neg_rows], axis=1, dtype=wide, out=cumulative[:, 1:])
         weights = counts[:, pos_rows]
@@ -350,6 +359,12 @@ def auc_statistic(truth: np.ndarray, scores: np.ndarray) -> Callable[[np.ndarray
                        * cumulative[:, -1].astype(np.float64))
 
     return statistic
+
+
+def _wide(counts: np.ndarray, rows: int) -> type:
+    """The integer type sums of resample counts need: int32 for Poisson(1) counts of up
+    to 50M rows, int64 for more, or for counts of aggregated rows (Poisson(weight))."""
+    return np.int64 if rows > 50_000_000 or counts.dtype.itemsize > 1 else np.int32
 
 
 def resampled_auc(truth: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -470,36 +485,55 @@ def resampled_loop(compute: Callable, truth: np.ndarray, output: np.ndarray,
     return out
 
 
-def _delong_components(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """DeLong's structural components (fast midrank form, Sun and Xu 2014): per positive,
-    the share of negatives it outranks; per negative, the share of positives above it."""
-    from scipy.stats import rankdata
-
+def _delong_components(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's structural components (the midrank form of Sun and Xu, 2014, with rows
+    that stand for `weights` rows each): per positive row, the share of negatives it
+    outranks (ties 1/2); per negative row, the share of positives above it."""
     positives, negatives = scores[truth], scores[~truth]
-    m, n = len(positives), len(negatives)
-    joint = rankdata(np.concatenate([positives, negatives]))
-    v_pos = (joint[:m] - rankdata(positives)) / n
-    v_neg = 1 - (joint[m:] - rankdata(negatives)) / m
-    return v_pos, v_neg
+    pos_w, neg_w = weights[truth], weights[~truth]
+
+    def share_below(values: np.ndarray, others: np.ndarray, other_w: np.ndarray) -> np.ndarray:
+        order = np.argsort(others, kind="mergesort")
+        sorted_others = others[order]
+        cumulative = np.r_[0.0, np.cumsum(other_w[order], dtype=np.float64)]
+        below = cumulative[np.searchsorted(sorted_others, values, "left")]
+        at_or_below = cumulative[np.searchsorted(sorted_others, values, "right")]
+        return (below + at_or_below) / 2 / cumulative[-1]
+
+    return share_below(positives, negatives, neg_w), 1 - share_below(negatives, positives,
+                                                                      pos_w)
+
+
+def _weighted_variance(values: np.ndarray, weights: np.ndarray) -> float:
+    """The sample variance (ddof 1) of values each standing for `weights` rows."""
+    total = weights.sum(dtype=np.float64)
+    if total <= 1:
+        return float("nan")
+    mean = np.dot(weights, values) / total
+    return float(np.dot(weights, (values - mean) ** 2) / (total - 1))
 
 
 def delong_interval(truth: np.ndarray, scores: np.ndarray, confidence: float,
-                    baseline: np.ndarray | None = None) -> Interval:
+                    baseline: np.ndarray | None = None,
+                    weights: np.ndarray | None = None) -> Interval:
     """DeLong's interval for ROC AUC, or, with `baseline` scores on the same rows, for the
-    difference AUC(scores) - AUC(baseline) (paired: the covariance is taken into account)."""
+    difference AUC(scores) - AUC(baseline) (paired: the covariance is taken into account).
+    `weights`: how many rows each row stands for (aggregated rows, from Spark)."""
     from scipy.stats import norm
 
     if truth.all() or not truth.any():
         nan = float("nan")
         return Interval(nan, nan, confidence, 0, 0, "DeLong")
-    v_pos, v_neg = _delong_components(truth, scores)
-    estimate = v_pos.mean()
+    weights = np.ones(len(truth)) if weights is None else np.asarray(weights, dtype=float)
+    pos_w, neg_w = weights[truth], weights[~truth]
+    v_pos, v_neg = _delong_components(truth, scores, weights)
     if baseline is not None:
-        b_pos, b_neg = _delong_components(truth, baseline)
-        estimate -= b_pos.mean()
+        b_pos, b_neg = _delong_components(truth, baseline, weights)
         v_pos, v_neg = v_pos - b_pos, v_neg - b_neg
-    variance = np.var(v_pos, ddof=1) / len(v_pos) + np.var(v_neg, ddof=1) / len(v_neg) \
-        if min(len(v_pos), len(v_neg)) > 1 else float("nan")
+    estimate = np.dot(pos_w, v_pos) / pos_w.sum()
+    m, n = pos_w.sum(), neg_w.sum()
+    variance = _weighted_variance(v_pos, pos_w) / m + _weighted_variance(v_neg, neg_w) / n
     half = norm.ppf(0.5 + confidence / 2) * np.sqrt(variance)
     low, high = estimate - half, estimate + half
     if baseline is None:

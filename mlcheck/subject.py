@@ -161,7 +161,8 @@ def load_subject(policy: Policy, *, trust_model: bool = False, model: Any = None
     if spark_sources:  # before any file is read: a section Spark cannot run stops the run
         from mlcheck.spark import check_supported
 
-        check_supported(policy, spark_sources)
+        check_supported(policy, [n for n in spark_sources  # a sample comes to the driver
+                                 if policy.data.datasets[n].sample is None])
     for name, spec in policy.data.datasets.items():
         if name in given or spec.spark is not None:
             continue
@@ -711,17 +712,26 @@ def _check_target_in(policy: Policy, subject: Subject, dataset: str) -> Any:
     target = policy.data.target
     if not (policy.model and target):
         return None
-    column = subject.datasets[dataset].frame[target]
     where = policy.origin.locate("data", "target")
-    missing = int(column.isna().sum())
+    task = policy.model.task
+    loaded = subject.datasets[dataset]
+    if loaded.spark is not None:  # counted where the rows are
+        from mlcheck.spark import target_summary
+
+        missing, labels, dtype = target_summary(loaded.spark, target)
+        numeric = dtype in ("ByteType", "ShortType", "IntegerType", "LongType", "FloatType",
+                            "DoubleType", "DecimalType")
+    else:
+        column = loaded.frame[target]
+        missing, labels, dtype = int(column.isna().sum()), column.unique().tolist(), column.dtype
+        numeric = pd.api.types.is_numeric_dtype(column) and \
+            not pd.api.types.is_bool_dtype(column)
     if missing:
         raise InputError(f"target '{target}' has {missing} missing values in dataset "
                          f"'{dataset}'; drop or fill those rows", where)
-    task = policy.model.task
-    labels = column.unique().tolist()
     if task == REGRESSION:
-        if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-            raise InputError(f"target '{target}' is {column.dtype}, not numeric, but the task "
+        if not numeric:
+            raise InputError(f"target '{target}' is {dtype}, not numeric, but the task "
                              "is regression", where)
         return None
     if task != BINARY:

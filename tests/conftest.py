@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import pickle
+import shutil
+import sys
 import textwrap
 from pathlib import Path
 
@@ -143,3 +147,31 @@ def binary_workspace(workspace: Workspace) -> Workspace:
     workspace.skops("model.skops", fitted_logistic(frame))
     workspace.policy(BINARY_POLICY)
     return workspace
+
+
+# ------------------------------------------------------------------ Spark (tests/test_spark*.py)
+
+HAVE_SPARK = importlib.util.find_spec("pyspark") is not None and shutil.which("java")
+needs_spark = pytest.mark.skipif(
+    not HAVE_SPARK and not os.environ.get("MLCHECK_REQUIRE_SPARK"),
+    reason='PySpark or Java is missing (pip install "mlcheck-gate[spark]"; .ci/run installs '
+           "both)")
+INSTALL = 'pip install "mlcheck-gate[spark]"'
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession for the whole test session: two cores, few shuffle
+    partitions, no UI."""
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers need pandas and numpy
+    session = (SparkSession.builder.master("local[2]").appName("mlcheck-tests")
+               .config("spark.sql.shuffle.partitions", "2")
+               .config("spark.default.parallelism", "2")
+               .config("spark.ui.enabled", "false")
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.driver.memory", "1g").getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
 import subprocess
 import sys
 
@@ -15,31 +12,7 @@ import pytest
 from mlcheck.checks.drift import make_profile
 from mlcheck.engine import evaluate
 from mlcheck.errors import InputError, PolicyError
-
-HAVE_SPARK = importlib.util.find_spec("pyspark") is not None and shutil.which("java")
-needs_spark = pytest.mark.skipif(
-    not HAVE_SPARK and not os.environ.get("MLCHECK_REQUIRE_SPARK"),
-    reason='PySpark or Java is missing (pip install "mlcheck-gate[spark]"; .ci/run installs '
-           "both)")
-INSTALL = 'pip install "mlcheck-gate[spark]"'
-
-
-@pytest.fixture(scope="session")
-def spark():
-    """One local SparkSession for the whole test session: two cores, few shuffle
-    partitions, no UI."""
-    from pyspark.sql import SparkSession
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers need pandas and numpy
-    session = (SparkSession.builder.master("local[2]").appName("mlcheck-tests")
-               .config("spark.sql.shuffle.partitions", "2")
-               .config("spark.default.parallelism", "2")
-               .config("spark.ui.enabled", "false")
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.driver.memory", "1g").getOrCreate())
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
+from tests.conftest import INSTALL, needs_spark
 
 
 def frames(rows: int = 3000, shift: float = 0.0, seed: int = 0) -> pd.DataFrame:
@@ -144,31 +117,13 @@ def test_a_spark_dataset_without_pyspark_says_what_to_install(workspace, monkeyp
     ("{spark: {path: ref}}", "`path` needs a `format`"),
     ("{spark: {table: t, path: x, format: csv}}", "exactly one of `table` or `path`"),
     ("{spark: {table: t}, path: x.csv}", "exactly one of `path` (a file) or `spark`"),
-    ("{spark: {table: t}, sample: {rows: 10}}", "has no `sample` yet"),
+    ("{spark: {table: t}, format: csv}", "`format` is for files"),
 ])
 def test_spark_source_keys_are_checked_with_their_line(workspace, source, message):
     path = workspace.policy(policy_text(source, "current.csv"))
     with pytest.raises(PolicyError) as caught:
         evaluate(path)
     assert message in str(caught.value) and "policy.yaml:5:" in str(caught.value)
-
-
-def test_sections_that_do_not_run_on_spark_stop_the_run_naming_the_section(workspace):
-    path = workspace.policy("""
-        mlcheck: 1
-        name: not yet
-        data:
-          target: y
-          datasets: {eval: {spark: {table: lake.eval}}}
-        model: {task: binary_classification, predictions: p}
-        performance:
-          rules: [{metric: accuracy, min: 0.5}]
-        """)
-    with pytest.raises(InputError) as caught:
-        evaluate(path)
-    message = str(caught.value)
-    assert "dataset 'eval' is a Spark source and performance reads it" in message
-    assert "policy.yaml:" in message
 
 
 def test_booleans_with_missing_values_are_the_same_categories_as_without(workspace):

@@ -125,15 +125,18 @@ def groups(context: Context, dataset: str, columns: tuple[str, ...]) -> Groups:
     """Group codes of a dataset by columns (missing values form a group), once per run."""
 
     def build() -> Groups:
+        spark = context.spark_frame(dataset)  # its columns, not those scored on Spark
         frame = context.frame(dataset)
         for column in columns:
-            if column not in frame.columns:
-                raise CheckError(missing_column_message(column, frame, dataset))
+            if column not in (frame.columns if spark is None else spark.columns):
+                raise CheckError(missing_column_message(
+                    column, frame if spark is None else spark, dataset))
         grouped = frame.groupby(list(columns), dropna=False, sort=True)
-        sizes = grouped.size()
-        keys = [k if isinstance(k, tuple) else (k,) for k in sizes.index]
-        return Groups(columns, grouped.ngroup().to_numpy(),
-                      [tuple(label(v) for v in key) for key in keys], sizes.to_numpy())
+        codes = grouped.ngroup().to_numpy()
+        keys = [k if isinstance(k, tuple) else (k,) for k in grouped.size().index]
+        sizes = np.bincount(codes, weights=context.weights(dataset), minlength=len(keys))
+        return Groups(columns, codes, [tuple(label(v) for v in key) for key in keys],
+                      sizes.astype(np.int64))
 
     return context.memo(("groups", dataset, columns), build)
 

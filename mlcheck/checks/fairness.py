@@ -30,7 +30,7 @@ from mlcheck.checks import (
     interval_text,
     judge,
 )
-from mlcheck.checks.performance import resampled_confusion, row_statistic
+from mlcheck.checks.performance import on_spark, resampled_confusion, row_statistic
 from mlcheck.context import Context
 from mlcheck.errors import CheckError
 from mlcheck.metrics import DISPARITIES, METRICS, RATES, REGRESSION, rates_from_counts
@@ -83,7 +83,8 @@ def group_rates(context: Context, dataset: str, found: Groups) -> dict[str, Grou
         predicted = context.labels("candidate", dataset)
         cells = found.codes * 4 + truth.astype(int) * 2 + predicted.astype(int)
         n_cells = 4 * len(found.labels)
-        point = np.bincount(cells, minlength=n_cells).reshape(-1, 4).astype(float)
+        point = np.bincount(cells, weights=context.weights(dataset),
+                            minlength=n_cells).reshape(-1, 4).astype(float)
         samples = None
         if context.policy.statistics.resamples:
             samples = resampled_confusion(context, "candidate", dataset, found.codes,
@@ -112,11 +113,20 @@ def _group_metric(context: Context, dataset: str, found: Groups, name: str) -> G
     output = (context.labels if metric.needs == "labels" else context.scores)(
         "candidate", dataset)
     classes = context.classes(dataset)
+    weights = context.weights(dataset)  # on Spark: rows stand for several
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            frame = MetricFrame(metrics=lambda t, o: metric.compute(t, o, classes),
-                                y_true=truth, y_pred=output, sensitive_features=found.codes)
+            if weights is None:
+                frame = MetricFrame(metrics=lambda t, o: metric.compute(t, o, classes),
+                                    y_true=truth, y_pred=output,
+                                    sensitive_features=found.codes)
+            else:
+                frame = MetricFrame(
+                    metrics=lambda t, o, sample_weight: metric.compute(
+                        t, o, classes, sample_weight=sample_weight),
+                    y_true=truth, y_pred=output, sensitive_features=found.codes,
+                    sample_params={"sample_weight": weights})
         except ValueError as exc:
             raise CheckError(f"{name} cannot be computed for every group: {exc}") from None
         point = frame.by_group.reindex(range(len(found.labels))).to_numpy(dtype=float)
@@ -174,7 +184,8 @@ def _fairness_check(rule: FairnessRule, spec: FairnessSpec, columns: tuple[str, 
             raise CheckError(f"{' × '.join(columns)} has a single group ({found.labels[0]}) "
                              f"in dataset '{dataset}': there is nothing to compare")
         table = _group_table(context, dataset, found, rule)
-        evidence = {"sensitive": list(columns), "dataset": dataset, "groups": table}
+        evidence = {"sensitive": list(columns), "dataset": dataset, "groups": table,
+                    **on_spark(context, dataset)}
         small = [f"{label} ({size})" for label, size in zip(found.labels, found.sizes,
                                                             strict=True) if size < min_size]
         if small:

@@ -103,39 +103,47 @@ class _Unformable:
 
 
 def _inputs(metric: Metric, context: Context, role: str, dataset: str, rows: Rows):
-    """Truth and model output for (a slice of) a dataset, checked for what the metric reads."""
+    """Truth, model output and row weights (None: one row each; on Spark, how many rows
+    each aggregated row stands for) for (a slice of) a dataset, checked for what the
+    metric reads."""
     if isinstance(rows, _Unformable):
         raise CheckError(rows.message)
     truth = context.truth(dataset).values
     output = (context.labels if metric.needs == "labels" else context.scores)(role, dataset)
+    weights = context.weights(dataset)
     if rows is not None:
         truth, output = truth[rows], output[rows]
+        weights = None if weights is None else weights[rows]
     if len(truth) == 0:
         raise CheckError("the slice has no rows")
     if metric.probabilities and np.any((output < 0) | (output > 1)):
         raise CheckError(f"{metric.name} reads probabilities, but the {role} scores range "
                          f"from {output.min():g} to {output.max():g}")
-    return truth, output
+    return truth, output, weights
 
 
 def measure(metric: Metric, context: Context, role: str, dataset: str, rows: Rows) -> float:
     """Compute one metric for one model on (a slice of) a dataset, with scikit-learn."""
-    truth, output = _inputs(metric, context, role, dataset, rows)
+    truth, output, weights = _inputs(metric, context, role, dataset, rows)
     classes = context.classes(dataset)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            value = float(metric.compute(truth, output, classes))
+            value = float(metric.compute(truth, output, classes) if weights is None
+                          else metric.compute(truth, output, classes, sample_weight=weights))
     except ValueError as exc:
         raise CheckError(f"{metric.name} cannot be computed: {exc}") from None
     if np.isnan(value):
+        count = np.ones(len(truth), dtype=np.int64) if weights is None else weights
         if truth.dtype == bool:
-            detail = f"{int(truth.sum())} actual positives, {int((~truth).sum())} negatives"
+            detail = (f"{int(count[truth].sum())} actual positives, "
+                      f"{int(count[~truth].sum())} negatives")
             if metric.needs == "labels":
-                detail += f", {int(output.sum())} predicted positives"
+                detail += f", {int(count[output].sum())} predicted positives"
         else:
             detail = "e.g. a class with no examples"
-        raise CheckError(f"{metric.name} is undefined on these {len(truth)} rows ({detail})")
+        raise CheckError(f"{metric.name} is undefined on these {int(count.sum())} rows "
+                         f"({detail})")
     return value
 
 
@@ -155,7 +163,7 @@ def resampled(metric: Metric, context: Context, roles: tuple[str, ...], dataset:
         return [confusion_metric(metric.name, resampled_confusion(context, role, dataset,
                                                                   group)[:, 0], len(classes))
                 for role in roles], CELLS_METHOD
-    statistics = [row_statistic(metric, *_inputs(metric, context, role, dataset, rows),
+    statistics = [row_statistic(metric, *_inputs(metric, context, role, dataset, rows)[:2],
                                 classes) for role in roles]
     values = context.row_bootstrap(dataset).apply(
         lambda counts: np.stack([statistic(counts) for statistic in statistics], axis=1),
@@ -209,15 +217,15 @@ def _bounds_check(rule: PerformanceRule, spec: PerformanceSpec, dataset: str,
         n = _size(context, dataset, rows)
         bounds = {k: v for k, v in (("min", rule.min), ("max", rule.max)) if v is not None}
         evidence = {"metric": rule.metric, "dataset": dataset, "rows": n,
-                    **_class_balance(context, dataset, rows)}
+                    **_class_balance(context, dataset, rows), **on_spark(context, dataset)}
         if n < min_rows:
             return Outcome(False, None, bounds, n, f"{n} rows", evidence,
                            inconclusive=f"only {n} rows, fewer than min_rows {min_rows}")
         value = measure(metric, context, "candidate", dataset, rows)
         confidence = context.policy.statistics.confidence
         if _uses_delong(rule, context, n):
-            interval = delong_interval(*_inputs(metric, context, "candidate", dataset, rows),
-                                       confidence)
+            truth, scores, weights = _inputs(metric, context, "candidate", dataset, rows)
+            interval = delong_interval(truth, scores, confidence, weights=weights)
         else:
             found = resampled(metric, context, ("candidate",), dataset, rows)
             interval = percentile_interval(found[0][0], confidence, found[1]) if found \
@@ -248,7 +256,7 @@ def _baseline_check(rule: PerformanceRule, spec: PerformanceSpec, dataset: str,
         evidence = {"metric": rule.metric, "dataset": dataset, "rows": n,
                     "higher_is_better": metric.higher_is_better,
                     "max_drop": margin.max_drop, "min_gain": margin.min_gain,
-                    "gate_on": margin.gate_on}
+                    "gate_on": margin.gate_on, **on_spark(context, dataset)}
         if n < min_rows:
             return Outcome(False, None, {"min": floor}, n, f"{n} rows", evidence,
                            inconclusive=f"only {n} rows, fewer than min_rows {min_rows}")
@@ -259,9 +267,9 @@ def _baseline_check(rule: PerformanceRule, spec: PerformanceSpec, dataset: str,
         interval = None
         confidence = context.policy.statistics.confidence
         if _uses_delong(rule, context, n):  # paired DeLong interval of the AUC difference
-            truth, cand = _inputs(metric, context, "candidate", dataset, rows)
+            truth, cand, weights = _inputs(metric, context, "candidate", dataset, rows)
             interval = delong_interval(truth, cand, confidence, baseline=_inputs(
-                metric, context, "baseline", dataset, rows)[1])
+                metric, context, "baseline", dataset, rows)[1], weights=weights)
         elif found := resampled(metric, context, ("candidate", "baseline"), dataset, rows):
             (cand_samples, base_samples), method = found
             interval = percentile_interval(sign * (cand_samples - base_samples), confidence,
@@ -278,6 +286,14 @@ def _baseline_check(rule: PerformanceRule, spec: PerformanceSpec, dataset: str,
     return evaluate
 
 
+def on_spark(context: Context, dataset: str) -> dict:
+    """For a Spark dataset: what was computed on the executors and, where scores were put
+    on a grid, what that can change (the evidence's `spark` entry)."""
+    if context.spark_frame(dataset) is None:
+        return {}
+    return {"spark": context.scored(dataset).describe()}
+
+
 def _uses_delong(rule: PerformanceRule, context: Context, n: int) -> bool:
     """Whether a rule's interval is DeLong's: asked for, or chosen by `interval: auto` for
     ROC AUC on at least DELONG_ROWS rows when intervals are on."""
@@ -290,7 +306,7 @@ def _uses_delong(rule: PerformanceRule, context: Context, n: int) -> bool:
 def _size(context: Context, dataset: str, rows: Rows) -> int:
     if isinstance(rows, _Unformable):
         raise CheckError(rows.message)
-    return len(context.frame(dataset)) if rows is None else len(rows)
+    return context.size(dataset, rows)
 
 
 def _class_balance(context: Context, dataset: str, rows: Rows) -> dict:
@@ -299,7 +315,10 @@ def _class_balance(context: Context, dataset: str, rows: Rows) -> dict:
     if truth.classes != (False, True):
         return {}
     values = truth.values if rows is None else truth.values[rows]
+    weights = context.weights(dataset)
+    count = np.ones(len(values), dtype=np.int64) if weights is None else \
+        (weights if rows is None else weights[rows])
     return {"positive_label": truth.positive_label,
             "threshold": context.policy.model.threshold,
-            "positives": int(values.sum()), "negatives": int((~values).sum())}
+            "positives": int(count[values].sum()), "negatives": int(count[~values].sum())}
 

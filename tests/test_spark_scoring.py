@@ -1,0 +1,273 @@
+"""Performance and fairness on Spark: the model scores the rows on the executors, the
+driver counts; the verdicts, confusion-based values and their intervals are the local
+engine's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LinearRegression, LogisticRegression
+
+from mlcheck.engine import evaluate
+from mlcheck.errors import InputError
+from tests.conftest import REPO, needs_spark
+
+pytestmark = needs_spark
+ADULT = REPO / "examples" / "adult"
+SCORE_METRICS = ("roc_auc", "brier_score")
+
+
+def adult_policy(dataset: str, extra: str = "") -> str:
+    """The bundled example's performance and fairness sections, on one dataset."""
+    text = (REPO / "policies" / "adult-income.yaml").read_text()
+    sections = text[text.index("statistics:"):text.index("drift:")]
+    return f"""
+mlcheck: 1
+name: adult on spark
+model:
+  path: {ADULT / "candidate.skops"}
+  task: binary_classification
+  trusted_types: [numpy.dtype, sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor]
+  baseline:
+    path: {ADULT / "champion.skops"}
+    trusted_types: [numpy.dtype]
+data:
+  target: income
+  positive_label: ">50K"
+  datasets:
+    eval: {dataset}
+{extra}
+""" + sections
+
+
+SPARK_EVAL = "{spark: {path: eval.parquet, format: parquet}}"
+
+
+@pytest.fixture(scope="module")
+def adult_eval(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("adult")
+    pd.read_csv(ADULT / "data" / "adult-test.csv.gz").to_parquet(folder / "eval.parquet",
+                                                                   index=False)
+    return folder
+
+
+def test_parity_performance_and_fairness_on_adult(adult_eval, spark):
+    """The bundled example through pandas and through Spark: the same verdicts; the same
+    values and intervals for every count-based check (the cells are drawn with the same
+    seed); ROC AUC and Brier within the bounds the score grid reports."""
+    (adult_eval / "local.yaml").write_text(adult_policy("eval.parquet"))
+    (adult_eval / "spark.yaml").write_text(adult_policy(SPARK_EVAL))
+    local = evaluate(adult_eval / "local.yaml")
+    distributed = evaluate(adult_eval / "spark.yaml")
+    assert [c.id for c in local.checks] == [c.id for c in distributed.checks]
+    assert len(local.checks) == 17 and local.verdict == distributed.verdict == "blocked"
+    for mine, theirs in zip(local.checks, distributed.checks, strict=True):
+        assert mine.verdict == theirs.verdict, (mine.id, theirs.message)
+        spark_evidence = theirs.evidence["spark"]
+        assert spark_evidence["rows"] == 16281
+        if any(f"/{m}" in mine.id for m in SCORE_METRICS):
+            grid = spark_evidence["candidate_score_grid"]
+            limit = grid["roc_auc_error_bound"] * 2 if "roc_auc" in mine.id \
+                else grid["max_probability_shift"] * 2
+            if "vs_baseline" in mine.id:
+                limit += spark_evidence["baseline_score_grid"]["roc_auc_error_bound"] * 2
+            assert abs(mine.value - theirs.value) <= limit, mine.id
+            assert theirs.interval["method"] == mine.interval["method"]
+        else:
+            assert (mine.id, mine.value) == (theirs.id, theirs.value)
+            assert mine.interval == theirs.interval, mine.id
+            assert mine.evidence.get("groups") == theirs.evidence.get("groups")
+    record = distributed.to_dict()
+    assert record["subject"]["datasets"]["eval"]["rows"] == 16281
+    assert distributed.checks[0].evidence["spark"]["candidate_score_grid"][
+        "roc_auc_error_bound"] < 1e-4
+
+
+def small_binary(rows: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, LogisticRegression]:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"x": rng.normal(size=rows), "z": rng.normal(size=rows),
+                          "group": rng.choice(["a", "b", "c"], rows)})
+    frame["y"] = (frame["x"] + rng.normal(size=rows) > 0).astype(int)
+    model = LogisticRegression().fit(frame[["x", "z"]], frame["y"])
+    return frame, model
+
+
+def binary_policy(dataset: str, model_extra: str = "", rules: str = "") -> str:
+    return f"""
+mlcheck: 1
+name: binary
+model: {{path: model.skops, task: binary_classification, features: [x, z]{model_extra}}}
+data:
+  target: y
+  datasets: {{eval: {dataset}}}
+statistics: {{resamples: 200, seed: 3}}
+performance:
+  rules:
+    - {{metric: accuracy, min: 0.6}}
+    - {{metric: recall, min: 0.6, by: [group]}}
+    {rules}
+fairness:
+  sensitive: [group]
+  rules:
+    - {{metric: demographic_parity_difference, max: 0.2}}
+"""
+
+
+def test_a_threshold_labels_rows_exactly_before_scores_go_on_the_grid(workspace, spark):
+    """Scores within the grid's step of the threshold keep the label the exact score
+    gives: accuracy on Spark is the local accuracy, digit for digit."""
+    frame, model = small_binary()
+    threshold = float(np.median(model.predict_proba(frame[["x", "z"]])[:, 1]))
+    workspace.frame("eval.parquet", frame)
+    extra = f", threshold: {threshold!r}"
+    local = evaluate(workspace.policy(binary_policy("eval.parquet", extra), "l.yaml"),
+                     model=model)
+    distributed = evaluate(workspace.policy(binary_policy(SPARK_EVAL, extra), "s.yaml"),
+                           model=model)
+    for mine, theirs in zip(local.checks, distributed.checks, strict=True):
+        assert (mine.id, mine.verdict, mine.value, mine.interval) == \
+            (theirs.id, theirs.verdict, theirs.value, theirs.interval)
+
+
+def test_black_box_predictions_in_a_spark_table(workspace, spark):
+    frame, model = small_binary(seed=1)
+    frame["pred"] = model.predict(frame[["x", "z"]])
+    workspace.frame("eval.parquet", frame.drop(columns=["x", "z"]))
+    policy = binary_policy(SPARK_EVAL).replace(
+        "{path: model.skops, task: binary_classification, features: [x, z]}",
+        "{task: binary_classification, predictions: pred}")
+    local = evaluate(workspace.policy(policy.replace(SPARK_EVAL, "eval.parquet"), "l.yaml"))
+    distributed = evaluate(workspace.policy(policy, "s.yaml"))
+    assert [(c.id, c.verdict, c.value, c.interval) for c in local.checks] == \
+        [(c.id, c.verdict, c.value, c.interval) for c in distributed.checks]
+
+
+def test_a_model_that_raises_on_the_executors_is_every_checks_error(workspace, spark):
+    """A model that cannot score the rows where they are never passes: each check says
+    what it raised, on which dataset."""
+    frame, model = small_binary()
+    frame["x"] = "not a number"
+    workspace.frame("eval.parquet", frame)
+    result = evaluate(workspace.policy(binary_policy(SPARK_EVAL)), model=model)
+    assert result.verdict == "blocked"
+    assert {c.verdict for c in result.checks} == {"error"}
+    message = result.checks[0].message
+    assert "candidate model raised ValueError on dataset 'eval' (on Spark)" in message
+
+
+def test_missing_target_values_on_spark_stop_the_run(workspace, spark):
+    frame, model = small_binary()
+    frame["y"] = frame["y"].astype(float)
+    frame.loc[:4, "y"] = np.nan
+    workspace.frame("eval.parquet", frame)
+    with pytest.raises(InputError, match="target 'y' has 5 missing values in dataset 'eval'"):
+        evaluate(workspace.policy(binary_policy(SPARK_EVAL)), model=model)
+
+
+def test_regression_on_spark_is_an_error_not_a_pass(workspace, spark):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=300)})
+    frame["y"] = 2 * frame["x"] + rng.normal(size=300)
+    workspace.frame("eval.parquet", frame)
+    policy = workspace.policy(f"""
+        mlcheck: 1
+        name: regression
+        model: {{path: model.skops, task: regression, features: [x]}}
+        data: {{target: y, datasets: {{eval: {SPARK_EVAL}}}}}
+        performance: {{rules: [{{metric: mae, max: 5}}]}}
+        """)
+    result = evaluate(policy, model=LinearRegression().fit(frame[["x"]], frame["y"]))
+    check = result.checks[0]
+    assert (result.verdict, check.verdict) == ("blocked", "error")
+    assert "regression metrics do not run on Spark yet" in check.message
+
+
+def test_multiclass_labels_on_spark_match_and_scores_say_not_yet(workspace, spark):
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"x": rng.normal(size=900), "z": rng.normal(size=900),
+                          "group": rng.choice(["a", "b"], 900)})
+    frame["y"] = np.digitize(frame["x"] + rng.normal(scale=0.5, size=900), [-0.5, 0.5])
+    model = LogisticRegression().fit(frame[["x", "z"]], frame["y"])
+    workspace.frame("eval.parquet", frame)
+    policy = """
+        mlcheck: 1
+        name: multiclass
+        model: {path: model.skops, task: multiclass_classification, features: [x, z]}
+        data: {target: y, datasets: {eval: DATASET}}
+        statistics: {resamples: 200, seed: 1}
+        performance:
+          rules:
+            - {metric: balanced_accuracy, min: 0.5, by: [group]}
+            - {metric: f1_macro, min: 0.5}
+            - {metric: roc_auc_ovr, min: 0.5}
+        """
+    local = evaluate(workspace.policy(policy.replace("DATASET", "eval.parquet"), "l.yaml"),
+                     model=model)
+    distributed = evaluate(workspace.policy(policy.replace("DATASET", SPARK_EVAL), "s.yaml"),
+                           model=model)
+    label_checks = [c for c in local.checks if "roc_auc" not in c.id]
+    assert [(c.id, c.verdict, c.value, c.interval) for c in label_checks] == \
+        [(c.id, c.verdict, c.value, c.interval) for c in distributed.checks
+         if "roc_auc" not in c.id]
+    scores = distributed.checks[-1]
+    assert scores.verdict == "error" and "multiclass score metrics" in scores.message
+
+
+def test_a_sampled_spark_dataset_comes_to_the_driver_for_row_by_row_sections(workspace,
+                                                                           spark):
+    """Explanations and property searches read rows: on a Spark source they run on the
+    declared, seeded sample, which the record states; the same seed draws the same rows,
+    and each class keeps its share."""
+    frame, model = small_binary(rows=3000)
+    workspace.frame("eval.parquet", frame)
+    policy = workspace.policy(f"""
+        mlcheck: 1
+        name: sampled
+        model: {{path: model.skops, task: binary_classification, features: [x, z]}}
+        data:
+          target: y
+          datasets:
+            eval: {SPARK_EVAL}
+            rows: {{spark: {{path: eval.parquet, format: parquet}}, sample: {{rows: 300, seed: 4}}}}
+        performance: {{rules: [{{metric: accuracy, min: 0.6}}]}}
+        robustness:
+          dataset: rows
+          examples: 20
+          rules: [{{property: valid_predictions, inputs: data}}]
+        """)
+    first = evaluate(policy, model=model)
+    assert first.verdict == "passed", [c.message for c in first.checks]
+    described = first.to_dict()["subject"]["datasets"]
+    assert described["rows"]["rows"] == 300
+    assert described["rows"]["sample"]["of"] == 3000
+    assert described["rows"]["sample"]["seed"] == 4
+    assert "xxhash64" in described["rows"]["sample"]["method"]
+    assert described["eval"]["rows"] == 3000 and "sample" not in described["eval"]
+
+    from mlcheck.spark import draw_sample
+
+    source = spark.read.parquet(str(workspace.root / "eval.parquet"))
+    again = draw_sample(source.repartition(3), 300, 4, "y")
+    once = draw_sample(source, 300, 4, "y")
+    pd.testing.assert_frame_equal(once, again)
+    share = frame["y"].mean() * 300
+    assert abs(once["y"].sum() - share) < 1
+
+
+def test_row_by_row_sections_on_an_unsampled_spark_source_say_to_declare_a_sample(
+        workspace, spark):
+    frame, model = small_binary()
+    workspace.frame("eval.parquet", frame)
+    policy = workspace.policy(f"""
+        mlcheck: 1
+        name: unsampled
+        model: {{path: model.skops, task: binary_classification, features: [x, z]}}
+        data: {{target: y, datasets: {{eval: {SPARK_EVAL}}}}}
+        robustness: {{rules: [{{property: valid_predictions, inputs: data}}]}}
+        """)
+    with pytest.raises(InputError) as caught:
+        evaluate(policy, model=model)
+    message = str(caught.value)
+    assert "robustness reads it row by row" in message and "sample: {rows: N" in message
+    assert "policy.yaml:" in message
