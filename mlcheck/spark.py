@@ -910,3 +910,194 @@ def make_profile(frame: Any, bins: int = 10) -> dict[str, Any]:
                                   "counts": counts}
     return {"mlcheck_profile": PROFILE_VERSION, "bins": bins, "rows": rows,
             "columns": columns}
+
+
+# ------------------------------------------------------------------ schema
+
+FLOAT_TYPES = ("FloatType", "DoubleType")
+ORDERED_TYPES = (*NUMERIC_TYPES, "BooleanType", "DecimalType")  # what `ge` & co. apply to
+# The policy dtypes each Spark type satisfies, as pandas reads that type from Parquet.
+# Spark's types hold missing values, so pandas' nullable dtypes (Int64, boolean) match as
+# well; Spark has no categorical type (strings are `category`) and its timestamps are
+# `datetime64[ns]` whatever their zone. Any type not listed is read as `object`.
+SCHEMA_DTYPES = {
+    "ByteType": (), "ShortType": (), "IntegerType": ("int32",),
+    "LongType": ("int64", "Int64"), "FloatType": ("float32",), "DoubleType": ("float64",),
+    "StringType": ("str", "string", "category"), "BooleanType": ("bool", "boolean"),
+    "TimestampType": ("datetime64[ns]",), "TimestampNTZType": ("datetime64[ns]",),
+}
+ARROW_NAMES = {"ByteType": "int8", "ShortType": "int16", "IntegerType": "int32",
+               "LongType": "int64", "FloatType": "float32", "DoubleType": "float64",
+               "StringType": "string", "BooleanType": "bool"}
+
+
+def pandas_dtype(kind: str) -> str:
+    """The dtype pandas gives a column of this Spark type read from Parquet (the `found`
+    of a failed dtype check), named by the installed pandas: `str`, `datetime64[us]`."""
+    import pyarrow
+
+    if kind in TIME_TYPES:
+        arrow = pyarrow.timestamp("us", tz="UTC" if kind == "TimestampType" else None)
+    elif kind in ARROW_NAMES:
+        arrow = pyarrow.type_for_alias(ARROW_NAMES[kind])
+    else:
+        return "object"
+    return str(pyarrow.array([], arrow).to_pandas().dtype)
+
+
+def _quoted(name: str) -> Any:
+    """A column by its exact name (dots and spaces included)."""
+    return pyspark().functions.col("`" + name.replace("`", "``") + "`")
+
+
+def _value(frame: Any, name: str) -> Any:
+    """A column as the value checks read it: NaN is missing, as in pandas."""
+    functions = pyspark().functions
+    x = _quoted(name)
+    return functions.when(~functions.isnan(x), x) if _type_name(frame, name) in FLOAT_TYPES \
+        else x
+
+
+def _comparable(kind: str, values: tuple) -> list:
+    """The policy's `isin`/`notin` values a column of this type can equal, as pandas
+    compares them: numbers and booleans with each other (True is 1), text with text;
+    a timestamp or date equals none of them."""
+    numbers = [v for v in values if not isinstance(v, str)]
+    if kind == "StringType":
+        return [v for v in values if isinstance(v, str)]
+    if kind in (*FLOAT_TYPES, "DecimalType"):
+        return [float(v) for v in numbers]
+    if kind in ORDERED_TYPES:
+        return [int(v) for v in numbers if float(v).is_integer()]
+    return []
+
+
+def _violation(frame: Any, name: str, key: str, value: Any) -> tuple[Any, str | None]:
+    """The condition a row fails one value check on (null where the value is missing:
+    only `nullable` judges those, as pandera skips them), or, when the check cannot apply
+    to the column's type (where pandas raises), the error to report instead."""
+    functions = pyspark().functions
+    kind = _type_name(frame, name)
+    x = _value(frame, name)
+    if kind == "BooleanType":
+        x = x.cast("int")
+    if key in ("ge", "gt", "le", "lt"):
+        if kind not in ORDERED_TYPES:
+            return None, f"TypeError: Spark {kind} values cannot be compared with {value!r}"
+        return ~{"ge": x >= value, "gt": x > value, "le": x <= value, "lt": x < value}[key], None
+    if key in ("isin", "notin"):
+        listed = _comparable(kind, value)
+        hit = x.isin(listed) if listed else functions.when(x.isNotNull(), functions.lit(False))
+        return (~hit if key == "isin" else hit), None
+    if kind != "StringType":
+        return None, f"TypeError: Spark {kind} values are not text"
+    if key == "regex":  # pandera's str_matches is re.match: anchored at the start
+        return ~x.rlike(f"^(?:{value})"), None
+    length = functions.length(x)
+    return (length < value if key == "min_length" else length > value), None
+
+
+def schema_findings(frame: Any, policy: Any, dataset: str) -> dict[str | None, list[dict]]:
+    """The schema section's findings on one Spark dataset, per declared column (None: the
+    strictness check), under the names and in the order pandera reports them locally
+    (dtype, not_nullable, field_uniqueness, then the value checks): `{check, failures,
+    examples}` for a check that fails (examples: the first failing values found; the
+    dtype found; the missing or extra columns), `{check, error}` for one that cannot
+    apply to the column's type. The executors count every check in one aggregate pass
+    and the duplicates in one grouped pass; the driver then fetches at most MAX_EXAMPLES
+    failing values per failed check, never a row."""
+    try:
+        return _schema_findings(frame, policy)
+    except Exception as exc:  # a lost executor, a pattern Java cannot compile, …
+        raise CheckError(f"Spark could not validate dataset '{dataset}' against the schema: "
+                         f"{_cause(exc)}") from None
+
+
+def _cause(exc: BaseException) -> str:
+    """What failed: the innermost cause a failed Spark job reports (the task's own
+    exception), else the exception's first line."""
+    causes = [line.strip().removeprefix("Caused by: ") for line in str(exc).splitlines()
+              if line.strip().startswith("Caused by: ")]
+    return causes[-1][:300] if causes else f"{type(exc).__name__}: {_first_line(exc)}"
+
+
+def _schema_findings(frame: Any, policy: Any) -> dict[str | None, list[dict]]:
+    from functools import reduce
+
+    from mlcheck.checks.schema import MAX_EXAMPLES, build_schema
+
+    functions = pyspark().functions
+    spec = policy.schema_
+    pandera = build_schema(policy).columns
+    out: dict[str | None, list[dict]] = {None: []}
+    counted, unique, fetch = [], [], []  # (finding, column, what counts it)
+    for name, column in spec.columns.items():
+        found = out[name] = []
+        if name not in frame.columns:
+            if column.required:
+                found.append({"check": "column_in_dataframe", "failures": 1,
+                              "examples": [name]})
+            continue
+        kind = _type_name(frame, name)
+        if column.dtype is not None and column.dtype not in SCHEMA_DTYPES.get(kind,
+                                                                             ("object",)):
+            found.append({"check": f"dtype('{pandera[name].dtype}')", "failures": 1,
+                          "examples": [pandas_dtype(kind)]})
+        x = _quoted(name)
+        if not column.nullable:
+            found.append({"check": "not_nullable", "failures": 0, "examples": []})
+            counted.append((found[-1], name, x.isNull() | functions.isnan(x)
+                            if kind in FLOAT_TYPES else x.isNull()))
+        if column.unique:
+            found.append({"check": "field_uniqueness", "failures": 0, "examples": []})
+            value = _value(frame, name)
+            unique.append((found[-1], name, frame.where(value.isNotNull()).groupBy(
+                value.alias("v")).agg(functions.count(functions.lit(1)).alias("n"))
+                .where("n > 1")))
+        given = column.checks.model_dump(exclude_none=True)
+        for (key, bound), check in zip(given.items(), pandera[name].checks, strict=True):
+            condition, error = _violation(frame, name, key, bound)
+            if error is not None:
+                found.append({"check": check.error, "error": error})
+                continue
+            found.append({"check": check.error, "failures": 0, "examples": []})
+            counted.append((found[-1], name, condition))
+    if spec.strict:
+        extra = [c for c in frame.columns if c not in spec.columns]
+        if extra:
+            out[None].append({"check": "column_in_schema", "failures": len(extra),
+                              "examples": extra[:MAX_EXAMPLES]})
+    if counted:  # one pass: every check of every column
+        row = frame.agg(*[functions.count_if(c).alias(f"c{i}")
+                          for i, (_, _, c) in enumerate(counted)]).first()
+        for i, (finding, name, condition) in enumerate(counted):
+            finding["failures"] = int(row[f"c{i}"])
+            if finding["check"] == "not_nullable":  # pandera shows a missing value as NaN
+                finding["examples"] = [None] * min(finding["failures"], MAX_EXAMPLES)
+            elif finding["failures"]:
+                fetch.append((finding, name, frame.where(condition), False))
+    if unique:  # one pass: the rows whose value is repeated, per column
+        totals = reduce(lambda a, b: a.union(b), [groups.agg(
+            functions.lit(i).alias("i"), functions.sum("n").alias("n"))
+            for i, (_, _, groups) in enumerate(unique)]).collect()
+        for total in totals:
+            finding, name, groups = unique[total["i"]]
+            finding["failures"] = int(total["n"] or 0)
+            if finding["failures"]:  # the smallest repeated values, each as often as seen
+                fetch.append((finding, name, groups.orderBy("v"), True))
+    if fetch:  # one pass: at most MAX_EXAMPLES failing values per failed check
+        names = list(dict.fromkeys(name for _, name, _, _ in fetch))
+        branches = [rows.select(
+            functions.lit(k).alias("k"),
+            (functions.col("n") if grouped else functions.lit(1)).cast("long").alias("n"),
+            *[((functions.col("v") if grouped else _quoted(c)) if c == name else
+               functions.lit(None).cast(frame.schema[c].dataType)).alias(f"v{j}")
+              for j, c in enumerate(names)]).limit(MAX_EXAMPLES)
+            for k, (_, name, rows, grouped) in enumerate(fetch)]
+        for row in reduce(lambda a, b: a.union(b), branches).collect():
+            finding, name = fetch[row["k"]][:2]
+            value = row[f"v{names.index(name)}"]
+            finding["examples"].extend([value] * min(row["n"], MAX_EXAMPLES))
+    return {name: [{**f, "examples": f["examples"][:MAX_EXAMPLES]} if "examples" in f else f
+                   for f in found if "error" in f or f["failures"]]
+            for name, found in out.items()}

@@ -105,29 +105,22 @@ def _column_check(column: str | None, datasets: list[str]):
 
     def evaluate(context: Context) -> Outcome:
         per_dataset: dict[str, Any] = {}
-        cases_by_dataset: dict[str, pd.DataFrame] = {}
+        summaries: dict[str, str] = {}
         total = rows = 0
         broken = []
         for dataset in datasets:
-            cases, raised = failure_cases(context, dataset)
-            broken.extend(f"{dataset}: {check} raised {error}" for check, error in zip(
-                *(_cases_for(raised, column)[k] for k in ("check", "failure_case")), strict=True))
-            mine = _one_dtype_failure(_cases_for(cases, column), context.frame(dataset), column)
-            cases_by_dataset[dataset] = mine
-            rows += len(context.frame(dataset))
-            total += len(mine)
-            per_dataset[dataset] = {
-                "rows": len(context.frame(dataset)),
-                "failures": len(mine),
-                "by_check": {str(k): int(v) for k, v in mine["check"].value_counts().items()},
-                "examples": [_plain(v) for v in mine["failure_case"].head(MAX_EXAMPLES)],
-                "example_rows": [_plain(v) for v in mine["index"].head(MAX_EXAMPLES)],
-            }
+            spark = context.spark_frame(dataset) is not None
+            found, summaries[dataset], raised = (_spark_dataset if spark else _local_dataset)(
+                context, dataset, column)
+            broken.extend(f"{dataset}: {check} raised {error}" for check, error in raised)
+            per_dataset[dataset] = found
+            rows += found["rows"]
+            total += found["failures"]
         if broken:
             raise CheckError("a check could not be applied to this column: "
                              + "; ".join(broken))
         if total:
-            summary = "; ".join(f"{ds}: {_summarise(cases_by_dataset[ds])}"
+            summary = "; ".join(f"{ds}: {summaries[ds]}"
                                 for ds in datasets if per_dataset[ds]["failures"])
             message = f"{total} failure(s) — {summary}"
         else:
@@ -136,6 +129,57 @@ def _column_check(column: str | None, datasets: list[str]):
                        message=message, evidence={"datasets": per_dataset})
 
     return evaluate
+
+
+def _local_dataset(context: Context, dataset: str, column: str | None
+                   ) -> tuple[dict[str, Any], str, list[tuple[str, str]]]:
+    """One pandas dataset's evidence for a column, its failures in words, and the checks
+    that raised on it (check, error), from pandera's failure cases."""
+    cases, raised = failure_cases(context, dataset)
+    mine_raised = _cases_for(raised, column)
+    frame = context.frame(dataset)
+    mine = _one_dtype_failure(_cases_for(cases, column), frame, column)
+    found = {
+        "rows": len(frame),
+        "failures": len(mine),
+        "by_check": {str(k): int(v) for k, v in mine["check"].value_counts().items()},
+        "examples": [_plain(v) for v in mine["failure_case"].head(MAX_EXAMPLES)],
+        "example_rows": [_plain(v) for v in mine["index"].head(MAX_EXAMPLES)],
+    }
+    return found, _summarise(mine) if len(mine) else "", list(zip(
+        mine_raised["check"], mine_raised["failure_case"], strict=True))
+
+
+def spark_findings(context: Context, dataset: str) -> dict[str | None, list[dict]]:
+    """A Spark dataset's findings per column, counted on the executors once per run
+    (mlcheck.spark.schema_findings)."""
+    from mlcheck.spark import schema_findings
+
+    return context.memo(("schema", dataset), lambda: schema_findings(
+        context.spark_frame(dataset), context.policy, dataset))
+
+
+def _spark_dataset(context: Context, dataset: str, column: str | None
+                   ) -> tuple[dict[str, Any], str, list[tuple[str, str]]]:
+    """As _local_dataset, for a Spark dataset: `failures` and `by_check` are the
+    violations counted on the executors, `examples` the first failing values Spark found
+    (at most MAX_EXAMPLES per check), and `example_rows` is None, since rows in Spark
+    have no position."""
+    findings = spark_findings(context, dataset).get(column, [])
+    counted = [f for f in findings if "error" not in f]
+    failures = sum(f["failures"] for f in counted)
+    found = {
+        "rows": context.subject.datasets[dataset].rows,
+        "failures": failures,
+        "by_check": {f["check"]: f["failures"] for f in sorted(
+            counted, key=lambda f: -f["failures"])},
+        "examples": [_plain(v) for f in counted for v in f["examples"]][:MAX_EXAMPLES],
+        "example_rows": None,
+    }
+    summary = ", ".join(f"{f['check']}: found {f['examples'][0]}"
+                        if f["check"].startswith("dtype(") else f"{f['check']} ({f['failures']})"
+                        for f in counted)
+    return found, summary, [(f["check"], f["error"]) for f in findings if "error" in f]
 
 
 def _one_dtype_failure(cases: pd.DataFrame, frame: pd.DataFrame,
