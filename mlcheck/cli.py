@@ -290,34 +290,123 @@ def validate(
 
 @app.command()
 def profile(
-    dataset: Annotated[Path, typer.Argument(help="A CSV or Parquet reference dataset.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the profile.")],
+    dataset: Annotated[Optional[Path], typer.Argument(  # noqa: UP045
+        help="A CSV or Parquet reference dataset (or a Spark source: --spark-table, "
+        "--spark-path).", show_default=False)] = None,
     bins: Annotated[int, typer.Option(help="Reference-quantile bins (as drift.bins).")] = 10,
+    spark_table: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--spark-table", help="Profile this table through Spark, as a policy's `spark: "
+        "{table: …}` (e.g. lake.events; needs the `spark` extra).", show_default=False)] = None,
+    spark_path: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--spark-path", help="Profile this path or URI through Spark, with --spark-format "
+        "(a relative path: to the current folder).", show_default=False)] = None,
+    spark_format: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--spark-format", help="With --spark-path: parquet, csv, json, orc, delta…",
+        show_default=False)] = None,
+    spark_option: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--spark-option", metavar="KEY=VALUE", help="With --spark-path: a reader option "
+        "(repeat for several), e.g. header=true.", show_default=False)] = None,
 ) -> None:
-    """Store what drift checks need from a reference dataset, in a small JSON file."""
+    """Store what drift checks need from a reference dataset, in a small JSON file. The
+    dataset is a file, or a Spark table or path read in the active or standard session
+    (docs/spark.md)."""
+    with _exit_codes("no profile was written"):
+        if (dataset, spark_table, spark_path).count(None) != 2:
+            raise MlcheckError("give exactly one of DATASET, --spark-table or --spark-path")
+        if spark_path is None and (spark_format or spark_option):
+            raise MlcheckError("--spark-format and --spark-option go with --spark-path")
+        if spark_path is not None and not spark_format:
+            raise MlcheckError("--spark-path needs --spark-format (parquet, csv, json, orc, "
+                               "delta…)")
+        if not 2 <= bins <= 100:
+            raise MlcheckError("--bins must be between 2 and 100")
+        if dataset is not None:
+            made = _profile_file(dataset, output, bins)
+        else:
+            made = _profile_spark(spark_table, spark_path, spark_format, spark_option or [],
+                                  output, bins)
+        _write({output: json.dumps(made, indent=1) + "\n"})
+    (err if output == STDOUT else out).print(  # `-o -`: the profile alone on stdout
+        f"profile of {len(made['columns'])} columns, {made['rows']:,} rows: "
+        f"{_safe(output)}", soft_wrap=True)
+
+
+def _profile_file(dataset: Path, output: Path, bins: int) -> dict:
+    """The profile of a CSV or Parquet file, its source the path and the file's SHA-256."""
     from mlcheck.checks.drift import make_profile
     from mlcheck.inputs import DATASET, read_limited
     from mlcheck.subject import read_dataset
 
+    check_output_paths(output, inputs=[dataset])
+    if not dataset.exists():
+        raise MlcheckError(f"dataset not found: {dataset}")
     try:
-        check_output_paths(output, inputs=[dataset])
-        if not dataset.exists():
-            raise MlcheckError(f"dataset not found: {dataset}")
-        if not 2 <= bins <= 100:
-            raise MlcheckError("--bins must be between 2 and 100")
-        try:
-            content = read_limited(dataset, "dataset", DATASET)
-        except OSError as exc:
-            raise MlcheckError(f"cannot read {dataset}: {exc.strerror or exc}") from None
-        frame = read_dataset(dataset, name=dataset.name, content=content)
-        made = make_profile(frame, bins)
-        made["source"] = {"path": str(dataset), "sha256": hashlib.sha256(content).hexdigest()}
-        _write({output: json.dumps(made, indent=1) + "\n"})
-    except MlcheckError as exc:
-        raise _fail(exc) from None
-    (err if output == STDOUT else out).print(  # `-o -`: the profile alone on stdout
-        f"profile of {len(made['columns'])} columns, {made['rows']:,} rows: "
-        f"{_safe(output)}", soft_wrap=True)
+        content = read_limited(dataset, "dataset", DATASET)
+    except OSError as exc:
+        raise MlcheckError(f"cannot read {dataset}: {exc.strerror or exc}") from None
+    frame = read_dataset(dataset, name=dataset.name, content=content)
+    made = make_profile(frame, bins)
+    made["source"] = {"path": str(dataset), "sha256": hashlib.sha256(content).hexdigest()}
+    return made
+
+
+SECRET_WORDS = ("password", "secret", "token", "credential", "key")
+
+
+def _profile_spark(table: str | None, path: str | None, form: str | None, options: list[str],
+                   output: Path, bins: int) -> dict:
+    """The profile of a Spark table or path, read as a policy's `spark:` dataset is; its
+    source the table or path with its content digest (as a `sha256:` pin computes it, over
+    every column)."""
+    pairs = {}
+    for option in options:
+        key, equals, value = option.partition("=")
+        if not key or not equals:
+            raise MlcheckError(f"--spark-option takes KEY=VALUE, got {option!r}")
+        pairs[key] = value
+    local: list[Path] = []
+    if table is not None:
+        source, shown = {"table": table}, f"table {table}"
+    else:
+        if not ("://" in path or path.startswith("/") or ":" in path.split("/")[0]):
+            path = str(Path(path).resolve())  # the JVM's working folder may not be ours
+            local.append(Path(path))
+        shown_options = {k: "<redacted>" if any(w in k.lower() for w in SECRET_WORDS) else v
+                         for k, v in pairs.items()}  # a JDBC password must not be kept
+        source = {"path": path, "format": form, "options": shown_options}
+        shown = f"{form} at {path}"
+    check_output_paths(output, inputs=local)
+    from mlcheck import spark
+    from mlcheck.spark import first_line
+
+    spark.pyspark()  # the install message when PySpark is missing
+    try:
+        session = spark.session()
+    except Exception as exc:  # no Java, an unreachable Spark Connect server, …
+        raise MlcheckError(f"Spark could not start a session to read {shown}: "
+                           f"{first_line(exc)}") from None
+    try:
+        frame = session.read.table(table) if table is not None else \
+            session.read.format(form).options(**pairs).load(path)
+        if not frame.columns:  # resolves the source: a missing table or path fails here
+            raise MlcheckError(f"Spark {shown} has no columns")
+    except MlcheckError:
+        raise
+    except Exception as exc:  # AnalysisException and friends
+        raise MlcheckError(f"Spark cannot read {shown}: {first_line(exc)}") from None
+    try:
+        rows, digest = spark.fingerprint(frame)
+        if rows == 0:
+            raise MlcheckError(f"Spark {shown} has no rows")
+        made = spark.make_profile(frame, bins)
+    except MlcheckError:
+        raise
+    except Exception as exc:  # a corrupt file, a lost executor, …
+        raise MlcheckError(f"Spark could not profile {shown}: {type(exc).__name__}: "
+                           f"{first_line(exc)}") from None
+    made["source"] = {"spark": source, "sha256": digest, "digest_method": spark.DIGEST}
+    return made
 
 
 @app.command()

@@ -116,7 +116,7 @@ def load_dataset(policy: Any, name: str, needed: Any, given: Any = None) -> Any:
         columns = list(frame.columns)
     except Exception as exc:  # AnalysisException and friends: a missing table or path
         raise InputError(f"dataset '{name}': Spark cannot read {shown}: "
-                         f"{_first_line(exc)}", where) from None
+                         f"{first_line(exc)}", where) from None
     chosen = needed.select(columns)
     if chosen is not None:
         frame = frame.select(*chosen)
@@ -184,8 +184,12 @@ def _resolve(policy: Any, path: str) -> str:
     return str((policy.base_dir / path).resolve())
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+def first_line(exc: BaseException) -> str:
+    """The line of a Spark error that says what went wrong (Py4J's first line only says
+    which call failed)."""
+    text = [line.strip(" :") for line in str(exc).strip().splitlines() if line.strip(" :")]
+    if len(text) > 1 and text[0].startswith("An error occurred while calling"):
+        text = text[1:]
     return text[0][:300] if text else type(exc).__name__
 
 
@@ -440,7 +444,7 @@ def drift_statistics(context: Any, spec: Any) -> dict[str, Any]:
     except Exception as exc:  # a lost executor, a worker without pandas, …
         raise CheckError(f"Spark could not compute the drift statistics of datasets "
                          f"'{spec.reference}' and '{spec.current}': {type(exc).__name__}: "
-                         f"{_first_line(exc)}") from None
+                         f"{first_line(exc)}") from None
 
 
 def _drift_statistics(context: Any, spec: Any) -> dict[str, Any]:
@@ -640,6 +644,12 @@ class Scored:
         return self.outputs[(role, kind)]
 
     def describe(self) -> dict[str, Any]:
+        """The evidence's `spark` entry (computed once: every check shows it)."""
+        if getattr(self, "_described", None) is None:
+            self._described = self._describe()
+        return self._described
+
+    def _describe(self) -> dict[str, Any]:
         found = {"rows": int(self.counts.sum()), "aggregated_rows": len(self.counts),
                  "computed": "model scored on the executors (mapInPandas); the driver "
                              "received counts per distinct combination of the columns "
@@ -706,7 +716,7 @@ def score_aggregate(context: Any, dataset: str) -> Scored:
         raise
     except Exception as exc:  # a lost executor, a worker without the model's library, …
         raise CheckError(f"Spark could not score dataset '{dataset}': "
-                         f"{type(exc).__name__}: {_first_line(exc)}") from None
+                         f"{type(exc).__name__}: {first_line(exc)}") from None
 
 
 def _score_aggregate(context: Any, dataset: str) -> Scored:
@@ -759,7 +769,7 @@ def _score_aggregate(context: Any, dataset: str) -> Scored:
         for kind in kinds:
             context.model_calls[(role, dataset, "predict_proba" if kind == "scores" or
                                  threshold is not None else "predict")] += 1
-    fields = [frame.schema[c] for c in data_columns]
+    fields = [types.StructField(c, frame.schema[c].dataType) for c in data_columns]  # nullable
     fields += [types.StructField(c, types.DoubleType()) for c in score_columns]
     for role, plan in plans.items():
         if "predict" in plan or plan["threshold"] is not None:
@@ -1018,7 +1028,7 @@ def _cause(exc: BaseException) -> str:
     exception), else the exception's first line."""
     causes = [line.strip().removeprefix("Caused by: ") for line in str(exc).splitlines()
               if line.strip().startswith("Caused by: ")]
-    return causes[-1][:300] if causes else f"{type(exc).__name__}: {_first_line(exc)}"
+    return causes[-1][:300] if causes else f"{type(exc).__name__}: {first_line(exc)}"
 
 
 def _schema_findings(frame: Any, policy: Any) -> dict[str | None, list[dict]]:

@@ -271,3 +271,20 @@ def test_row_by_row_sections_on_an_unsampled_spark_source_say_to_declare_a_sampl
     message = str(caught.value)
     assert "robustness reads it row by row" in message and "sample: {rows: N" in message
     assert "policy.yaml:" in message
+
+
+def test_a_dataframe_with_non_nullable_columns_still_reports_the_models_error(workspace,
+                                                                             spark):
+    """Columns Spark knows cannot be null (from `spark.range`) still carry the error row
+    the executor sends when the model raises."""
+    from pyspark.sql import functions as F
+
+    _, model = small_binary()
+    source = spark.range(500).select(
+        F.lit("g").alias("group"),
+        F.lit("text").alias("x"), F.lit(1.0).alias("z"), (F.col("id") % 2).alias("y"))
+    assert not source.schema["group"].nullable
+    result = evaluate(workspace.policy(binary_policy("eval.parquet")), model=model,
+                      datasets={"eval": source})
+    assert {c.verdict for c in result.checks} == {"error"}
+    assert "candidate model raised ValueError" in result.checks[0].message
