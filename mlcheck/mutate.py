@@ -664,6 +664,11 @@ def mutate(policy: Any, *, families: tuple[str, ...] | None = None, budget: Budg
         raise MlcheckError("the budget's mutants, model calls and levels must be at least 1")
     evaluation = policy if isinstance(policy, Evaluation) else \
         Evaluation(policy, trust_model=trust_model, model_timeout=model_timeout)
+    on_spark = [name for name, d in evaluation.subject.datasets.items() if d.spark is not None]
+    if on_spark:  # mutants edit rows and wrap the model in the driver's memory
+        raise MlcheckError(f"mutation testing edits rows in memory, and dataset "
+                           f"'{on_spark[0]}' is a Spark source: give it a `sample: {{rows, "
+                           "seed}` (its rows then come to the driver) or run on a file")
     if groups and "subgroup" in chosen:
         _add_group_columns(evaluation, tuple(groups))
     planner = Planner(evaluation, seed, tuple(groups))

@@ -288,3 +288,15 @@ def test_a_dataframe_with_non_nullable_columns_still_reports_the_models_error(wo
                       datasets={"eval": source})
     assert {c.verdict for c in result.checks} == {"error"}
     assert "candidate model raised ValueError" in result.checks[0].message
+
+
+def test_mutation_testing_a_spark_source_says_to_sample_it(workspace, spark):
+    from mlcheck.errors import MlcheckError
+    from mlcheck.mutate import mutate
+
+    frame, model = small_binary()
+    workspace.frame("eval.parquet", frame)
+    workspace.skops("model.skops", model)
+    with pytest.raises(MlcheckError, match="dataset 'eval' is a Spark source: give it a "
+                                           "`sample: {rows, seed}`"):
+        mutate(workspace.policy(binary_policy(SPARK_EVAL)))
