@@ -448,17 +448,9 @@ def drift_statistics(context: Any, spec: Any) -> dict[str, Any]:
 
 
 def _drift_statistics(context: Any, spec: Any) -> dict[str, Any]:
-    import contextlib
+    from mlcheck.checks.drift import _is_numeric, tested_columns
 
-    from mlcheck.checks.drift import DATASET_TESTS, select_columns
-
-    columns: set[str] = set()
-    for rule in spec.rules:
-        if rule.test not in DATASET_TESTS:
-            with contextlib.suppress(CheckError):  # the rule's own check reports it
-                columns.update(select_columns(rule, spec, context))
-    from mlcheck.checks.drift import _is_numeric
-
+    columns = tested_columns(spec, context)
     profile = context.subject.profile
     current = _side_frame(context, spec.current)
     reference = None if profile is not None else _side_frame(context, spec.reference)
@@ -532,7 +524,7 @@ def _categorical(context: Any, spec: Any, reference: Any, current: Any,
 
 def _numeric(context: Any, spec: Any, reference: Any, current: Any,
              columns: list[str]) -> dict[str, Any]:
-    from mlcheck.checks.drift import homogeneity, jensen_shannon, ks_p_value, psi
+    from mlcheck.checks.drift import binned_statistics, ks_p_value
 
     profile = context.subject.profile
     cur = _summaries(current, columns)
@@ -587,12 +579,7 @@ def _numeric(context: Any, spec: Any, reference: Any, current: Any,
             r_share = np.asarray(profile.columns[column]["shares"], dtype=float)
         else:
             r_share = np.diff(np.r_[0, ref_side.count_at_or_below(grid, e), n_ref]) / n_ref
-        found["bins"] = {"edges": e.tolist(), "reference": r_share.tolist(),
-                         "current": c_share.tolist()}
-        found["binned_chi2"], found["binned_p"], found["binned_df"] = homogeneity(
-            np.round(np.asarray(r_share) * n_ref), np.round(c_share * c["values"]))
-        found["psi"] = psi(np.asarray(r_share), c_share)
-        found["jensen_shannon"] = jensen_shannon(np.asarray(r_share), c_share)
+        found.update(binned_statistics(e, r_share, c_share, n_ref, c["values"]))
         found["sketch"] = {
             "method": "both distribution functions counted exactly at a grid: the values of "
                       f"a seeded sample of about {SAMPLE_POINTS:,} rows of each side, the "

@@ -149,6 +149,17 @@ def _raises(message: str):
     return evaluate
 
 
+def tested_columns(spec: DriftSpec, context: Context) -> set[str]:
+    """Every column some per-column rule of the section tests (a rule whose columns cannot
+    be selected is left out: its own check reports why)."""
+    columns: set[str] = set()
+    for rule in spec.rules:
+        if rule.test not in DATASET_TESTS:
+            with contextlib.suppress(CheckError):
+                columns.update(select_columns(rule, spec, context))
+    return columns
+
+
 def select_columns(rule: DriftRule, spec: DriftSpec, context: Context) -> list[str]:
     """Columns a rule applies to: named, or all of the reference's (the target only with
     `target: true` and when the current data has it, the model's scores with
@@ -288,11 +299,7 @@ def _prefetch(context: Context, spec: DriftSpec) -> None:
     if key in done or on_spark(context, spec):
         return
     done.add(key)
-    columns = set()
-    for rule in spec.rules:
-        if rule.test not in DATASET_TESTS:
-            with contextlib.suppress(CheckError):  # the rule's own check reports it
-                columns.update(select_columns(rule, spec, context))
+    columns = tested_columns(spec, context)
     ready = sorted(c for c in columns if not (c == PREDICTION and spec.prediction))
     merge = _merges(spec)
 
@@ -433,11 +440,8 @@ def statistics(ref: Sample, cur: Sample, bins: int, column: str, merge: bool = T
             c_share = np.diff(np.r_[0, np.searchsorted(c, edges, "right"), len(c)]) / len(c)
         else:
             edges, r_share, c_share = quantile_bins(r, c, bins)
-        out["bins"] = {"edges": edges.tolist(), "reference": r_share.tolist(),
-                       "current": c_share.tolist()}
         n_ref = ref.size or len(r)  # a profile's shares are of its `values` values
-        out["binned_chi2"], out["binned_p"], out["binned_df"] = homogeneity(
-            np.round(np.asarray(r_share) * n_ref), np.round(c_share * len(c)))
+        return {**out, **binned_statistics(edges, r_share, c_share, n_ref, len(c))}
     else:
         categories = sorted(set(ref.counts) | set(cur.counts))
         r_counts = np.array([ref.counts.get(k, 0) for k in categories], dtype=float)
@@ -462,10 +466,22 @@ def statistics(ref: Sample, cur: Sample, bins: int, column: str, merge: bool = T
         out["bins"] = {"categories": categories[:50], "reference": r_share[:50].tolist(),
                        "current": c_share[:50].tolist()}  # the evidence shows the first 50
         return out
-    r_share, c_share = np.array(out["bins"]["reference"]), np.array(out["bins"]["current"])
-    out["psi"] = psi(r_share, c_share)
-    out["jensen_shannon"] = jensen_shannon(r_share, c_share)
-    return out
+
+
+def binned_statistics(edges: np.ndarray, ref_share: Any, cur_share: Any, ref_values: int,
+                      cur_values: int) -> dict[str, Any]:
+    """A numeric column's statistics from its reference-quantile bins (edges, and each
+    side's share of values per bin), however the shares were counted (here, on Spark, or
+    in a profile): the bins' evidence, the chi-square test of their counts, PSI and
+    Jensen-Shannon."""
+    ref_share = np.asarray(ref_share, dtype=float)
+    cur_share = np.asarray(cur_share, dtype=float)
+    chi2, p, df = homogeneity(np.round(ref_share * ref_values), np.round(cur_share * cur_values))
+    return {"bins": {"edges": np.asarray(edges).tolist(), "reference": ref_share.tolist(),
+                     "current": cur_share.tolist()},
+            "binned_chi2": chi2, "binned_p": p, "binned_df": df,
+            "psi": psi(ref_share, cur_share), "jensen_shannon": jensen_shannon(ref_share,
+                                                                                cur_share)}
 
 
 def homogeneity(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float, int]:
