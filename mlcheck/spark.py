@@ -665,6 +665,40 @@ def auc_tie_bound(truth: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> 
                  / (float(positives) * float(negatives)))
 
 
+def ap_tie_bound(truth: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> float:
+    """How far average precision on grid scores can be from average precision on the
+    exact scores: within a grid point holding p positives and n negatives, after TP and FP
+    rows scored higher, each positive's precision lies between (TP+1)/(TP+FP+n+1) and
+    (TP+p)/(TP+FP+p), whatever their exact order; the grid gives them one value there."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"s": scores, "p": np.where(truth, counts, 0),
+                          "n": np.where(truth, 0, counts)}).groupby("s").sum()
+    p, n = frame["p"].to_numpy(float)[::-1], frame["n"].to_numpy(float)[::-1]  # high first
+    if not p.sum():
+        return 0.0
+    tp, fp = np.cumsum(p) - p, np.cumsum(n) - n  # rows scored above each grid point
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low = (tp + 1) / (tp + fp + n + 1)
+        high = np.where(p > 0, (tp + p) / (tp + fp + p), 0)
+    return float(np.sum(np.where(p > 0, p * (high - low), 0)) / p.sum())
+
+
+def grid_error(metric: str, truth: np.ndarray, scores: np.ndarray, counts: np.ndarray
+               ) -> float:
+    """The most a metric can change because the scores were counted on the grid (0 for
+    metrics of labels, which were computed from exact scores)."""
+    if metric == "roc_auc":
+        return auc_tie_bound(truth, scores, counts)
+    if metric == "average_precision":
+        return ap_tie_bound(truth, scores, counts)
+    if metric == "brier_score":  # |(q - y)^2 - (p - y)^2| <= 2 |q - p|
+        return 2 * SCORE_STEP / 8
+    if metric == "log_loss":  # |log q - log p| <= (1 - p) |logit q - logit p|
+        return SCORE_STEP / 2
+    return 0.0
+
+
 def _roles_and_needs(context: Any, dataset: str) -> tuple[dict[str, set[str]], set[str]]:
     """Which models a Spark dataset is scored with and what of each (`labels`, `scores`),
     and the data columns the checks group by: read from the policy's sections."""

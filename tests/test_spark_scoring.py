@@ -300,3 +300,50 @@ def test_mutation_testing_a_spark_source_says_to_sample_it(workspace, spark):
     with pytest.raises(MlcheckError, match="dataset 'eval' is a Spark source: give it a "
                                            "`sample: {rows, seed}`"):
         mutate(workspace.policy(binary_policy(SPARK_EVAL)))
+
+
+def on_grid(p: np.ndarray, step: float) -> np.ndarray:
+    """The score grid as docs/spark.md defines it: nearest point, uniform in logit."""
+    z = np.round(np.log(p / (1 - p)) / step) * step
+    return 1 / (1 + np.exp(-z))
+
+
+@pytest.mark.parametrize("step", [1e-3, 0.3])
+@pytest.mark.parametrize("seed", range(4))
+def test_the_grid_error_bounds_hold(step, seed):
+    """ROC AUC and average precision on grid scores stay within the bound computed from
+    the grid counts, also on a grid coarse enough to tie most rows (no Spark needed)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from mlcheck.spark import ap_tie_bound, auc_tie_bound
+
+    rng = np.random.default_rng(seed)
+    truth = rng.random(3000) < 0.3
+    exact = 1 / (1 + np.exp(-(truth * 1.2 + rng.normal(size=3000))))
+    grid = on_grid(exact, step)
+    ones = np.ones(3000, dtype=np.int64)
+    auc_gap = abs(roc_auc_score(truth, exact) - roc_auc_score(truth, grid))
+    ap_gap = abs(average_precision_score(truth, exact) - average_precision_score(truth, grid))
+    assert auc_gap <= auc_tie_bound(truth, grid, ones) + 1e-12
+    assert ap_gap <= ap_tie_bound(truth, grid, ones) + 1e-12
+    if step > 0.1:  # a coarse grid really moves them, and the bounds say so
+        assert auc_tie_bound(truth, grid, ones) > 1e-3 and ap_tie_bound(truth, grid, ones) > 1e-3
+
+
+def test_a_value_within_the_grid_bound_of_a_limit_is_inconclusive(workspace, spark):
+    """Where rounding the scores could decide the verdict, the check says so and blocks:
+    the grid never passes a model by accident."""
+    frame, model = small_binary(rows=3000)
+    workspace.frame("eval.parquet", frame)
+    rules = "- {metric: roc_auc, min: MIN}\n    - {metric: average_precision, min: 0.1}"
+    first = evaluate(workspace.policy(binary_policy(SPARK_EVAL, rules=rules.replace(
+        "MIN", "0.5")), "a.yaml"), model=model)
+    auc = next(c for c in first.checks if c.id == "performance/roc_auc")
+    assert auc.verdict == "pass" and auc.evidence["grid_error_bound"] > 0
+    precision = next(c for c in first.checks if c.id == "performance/average_precision")
+    assert precision.evidence["grid_error_bound"] > 0
+    at_limit = evaluate(workspace.policy(binary_policy(SPARK_EVAL, rules=rules.replace(
+        "MIN", repr(auc.value))), "b.yaml"), model=model)
+    check = next(c for c in at_limit.checks if c.id == "performance/roc_auc")
+    assert check.verdict == "inconclusive" and check.blocking
+    assert "the most the Spark score grid can move this metric" in check.message

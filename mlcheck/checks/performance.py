@@ -13,6 +13,7 @@ resamples. ROC AUC on `DELONG_ROWS` rows or more takes DeLong's analytic interva
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 
@@ -34,6 +35,7 @@ from mlcheck.policy import PerformanceRule, PerformanceSpec, Policy
 from mlcheck.stats import (
     CELLS_METHOD,
     ROWS_METHOD,
+    Interval,
     confusion_metric,
     delong_interval,
     label_codes,
@@ -234,9 +236,13 @@ def _bounds_check(rule: PerformanceRule, spec: PerformanceSpec, dataset: str,
         relation = "satisfies" if passed else "violates"
         message = (f"{rule.metric} = {value:.4f}{interval_text(interval)}; {gated} {relation} "
                    f"{bounds_text(rule.min, rule.max)} (n={n})")
+        slack = grid_slack(metric, context, "candidate", dataset, rows)
+        if slack:
+            evidence["grid_error_bound"] = slack
         return Outcome(passed, value, bounds, n, message, evidence,
                        interval=interval.to_dict() if interval else None,
-                       inconclusive=doubt(interval, max_width, rule.min, rule.max))
+                       inconclusive=doubt(interval, max_width, rule.min, rule.max) or grid_doubt(
+                           value, interval, rule.min, rule.max, rule.gate_on, slack))
 
     return evaluate
 
@@ -279,11 +285,44 @@ def _baseline_check(rule: PerformanceRule, spec: PerformanceSpec, dataset: str,
                    f"improvement {improvement:+.4f}{interval_text(interval)}; {gated} "
                    f"{'>=' if passed else '<'} {floor:+g} (n={n})")
         evidence.update(candidate=candidate, baseline=baseline, improvement=improvement)
+        slack = grid_slack(metric, context, "candidate", dataset, rows) + grid_slack(
+            metric, context, "baseline", dataset, rows)
+        if slack:
+            evidence["grid_error_bound"] = slack
         return Outcome(passed, improvement, {"min": floor}, n, message, evidence,
                        interval=interval.to_dict() if interval else None,
-                       inconclusive=doubt(interval, max_width, floor))
+                       inconclusive=doubt(interval, max_width, floor) or grid_doubt(
+                           improvement, interval, floor, None, margin.gate_on, slack))
 
     return evaluate
+
+
+def grid_slack(metric: Metric, context: Context, role: str, dataset: str, rows: Rows) -> float:
+    """On a Spark dataset, the most the score grid can move a score metric (0 otherwise)."""
+    if context.spark_frame(dataset) is None or metric.needs != "scores":
+        return 0.0
+    from mlcheck.spark import grid_error
+
+    truth, scores, weights = _inputs(metric, context, role, dataset, rows)
+    return grid_error(metric.name, truth, scores, weights) if scores.ndim == 1 else 0.0
+
+
+def grid_doubt(value: float, interval: Interval | None, low: float | None,
+               high: float | None, gate_on: str, slack: float) -> str | None:
+    """Why the score grid cannot decide: the judged number moved by the grid's bound, up
+    or down, would get different verdicts (never a pass by rounding)."""
+    if not slack:
+        return None
+
+    def verdict(shift: float) -> bool:
+        moved = None if interval is None else dataclasses.replace(
+            interval, low=interval.low + shift, high=interval.high + shift)
+        return judge(value + shift, moved, low, high, gate_on)[0]
+
+    if verdict(-slack) == verdict(slack):
+        return None
+    return (f"within {slack:.2g} of the bound, the most the Spark score grid can move this "
+            "metric: the exact scores could decide either way")
 
 
 def on_spark(context: Context, dataset: str) -> dict:
