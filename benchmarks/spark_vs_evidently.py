@@ -33,14 +33,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
+
+from drift_vs_evidently import evidently_python as evidently_venv  # one venv, one runner
+from drift_vs_evidently import run
 
 HERE = Path(__file__).resolve().parent
 NUMERIC = ["normal", "income", "age", "shifted", "rounded", "uniform"]
@@ -107,41 +108,20 @@ drift:
 
 
 def evidently_python(given: str | None) -> str:
-    """A Python with Evidently 0.7 (pandas<3) and this environment's PySpark version."""
-    if given:
-        return given
+    """The Python of benchmarks/drift_vs_evidently.py (Evidently 0.7, pandas<3), with this
+    environment's PySpark version added."""
     import pyspark
 
-    venv = HERE / ".evidently-venv"
-    python = venv / "bin" / "python"
-    if not python.exists():
-        print(f"creating {venv} with evidently 0.7 (pandas<3) ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "evidently==0.7.*",
-                        "pandas<3", "pyarrow"], check=True)
-    has = subprocess.run([str(python), "-c", "import pyspark; print(pyspark.__version__)"],
+    python = evidently_venv(given)
+    if given:
+        return python
+    has = subprocess.run([python, "-c", "import pyspark; print(pyspark.__version__)"],
                          capture_output=True, text=True)
     if has.stdout.strip() != pyspark.__version__:
-        print(f"adding pyspark {pyspark.__version__} to {venv} ...", flush=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q",
+        print(f"adding pyspark {pyspark.__version__} to {python} ...", flush=True)
+        subprocess.run([python, "-m", "pip", "install", "-q",
                         f"pyspark=={pyspark.__version__}"], check=True)
-    return str(python)
-
-
-def run(command: list[str]) -> dict:
-    """One whole process: what it measured itself, and its wall time."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
-        _, status, _ = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"{command[0]} failed: {err.read()[-3000:]}")
-        measured = json.loads(out.read().strip().splitlines()[-1])
-    measured["wall"] = wall
-    return measured
+    return python
 
 
 def median(runs: list[dict], key: str) -> float:
