@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -372,10 +373,11 @@ def _profile_spark(table: str | None, path: str | None, form: str | None, option
         if not ("://" in path or path.startswith("/") or ":" in path.split("/")[0]):
             path = str(Path(path).resolve())  # the JVM's working folder may not be ours
             local.append(Path(path))
-        shown_options = {k: "<redacted>" if any(w in k.lower() for w in SECRET_WORDS) else v
-                         for k, v in pairs.items()}  # a JDBC password must not be kept
-        source = {"path": path, "format": form, "options": shown_options}
-        shown = f"{form} at {path}"
+        shown_options = {k: "<redacted>" if any(w in (k + v).lower() for w in SECRET_WORDS)
+                         else v for k, v in pairs.items()}  # a JDBC password is not kept
+        kept = re.sub(r"//[^/@]*@", "//<redacted>@", path)  # user:password@host
+        source = {"path": kept, "format": form, "options": shown_options}
+        shown = f"{form} at {kept}"
     check_output_paths(output, inputs=local)
     from mlcheck import spark
     from mlcheck.spark import first_line

@@ -309,12 +309,12 @@ class Context:
         source = model.source
         if self.task == REGRESSION:
             raise CheckError("regression has no predicted labels")
-        spark = model.estimator is not None and self.spark_frame(dataset) is not None
+        spark = self.spark_frame(dataset) is not None
         if self.task == BINARY and source.threshold is not None:
             if spark:  # thresholded on the executors, before scores were put on a grid
                 return self.scored(dataset).output(role, "labels")
             return self.scores(role, dataset) >= source.threshold
-        if spark:
+        if spark and model.estimator is not None:
             raw = pd.Series(self.scored(dataset).output(role, "labels"))
         elif model.estimator is None:
             if not source.predictions:
@@ -323,7 +323,8 @@ class Context:
             raw = self.frame(dataset)[source.predictions]
             if raw.isna().any():
                 raise CheckError(f"{role}: predictions column '{source.predictions}' has "
-                                 f"{int(raw.isna().sum())} missing values")
+                                 f"{self._count(dataset, raw.isna().to_numpy())} missing "
+                                 "values")
         else:
             raw = pd.Series(self._call(model, "predict", dataset))
         known = set(map(label_key, self.frame(dataset)[self.policy.data.target].unique()))
@@ -355,11 +356,18 @@ class Context:
             classes = list(model.estimator.classes_)
             scores = proba[:, self.positive_index(classes, role)] if self.task == BINARY \
                 else proba
-        bad = int(np.count_nonzero(~np.isfinite(scores)))
-        if bad:
-            raise CheckError(f"{role} model produced {bad} NaN or infinite scores on dataset "
-                             f"'{dataset}' ({scores.shape[0]} rows)")
+        bad = ~np.isfinite(scores)
+        if bad.any():
+            rows = bad if bad.ndim == 1 else bad.any(axis=1)
+            raise CheckError(f"{role} model produced {self._count(dataset, rows)} NaN or "
+                             f"infinite scores on dataset '{dataset}' "
+                             f"({self.size(dataset)} rows)")
         return scores
+
+    def _count(self, dataset: str, mask: np.ndarray) -> int:
+        """How many rows of a dataset `mask` selects (weighted on Spark)."""
+        weights = self.weights(dataset)
+        return int(mask.sum() if weights is None else weights[mask].sum())
 
     def positive_index(self, classes: list, role: str = "candidate") -> int:
         """Where the positive label is in a binary model's `classes_`."""

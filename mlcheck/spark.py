@@ -21,6 +21,7 @@ Drift on Spark computes the same statistics as the local engine (mlcheck/checks/
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -60,7 +61,10 @@ def session() -> Any:
         return active
     if not os.environ.get("SPARK_REMOTE"):  # local Python workers: this interpreter
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    return sql.SparkSession.builder.appName("mlcheck").getOrCreate()
+    built = sql.SparkSession.builder.appName("mlcheck").getOrCreate()
+    with contextlib.suppress(Exception):  # ours: errors only (Spark Connect has no context)
+        built.sparkContext.setLogLevel("ERROR")
+    return built
 
 
 # ------------------------------------------------------------------ loading
@@ -118,8 +122,9 @@ def load_dataset(policy: Any, name: str, needed: Any, given: Any = None) -> Any:
         raise InputError(f"dataset '{name}': Spark cannot read {shown}: "
                          f"{first_line(exc)}", where) from None
     chosen = needed.select(columns)
+    source = frame
     if chosen is not None:
-        frame = frame.select(*chosen)
+        frame = frame.select(*[_quoted(c) for c in chosen])
     rows, digest = fingerprint(frame)
     if rows == 0:
         raise InputError(f"dataset '{name}' (Spark {shown}) has no rows", where)
@@ -131,7 +136,8 @@ def load_dataset(policy: Any, name: str, needed: Any, given: Any = None) -> Any:
     if spec.sample is not None:  # the sample's rows come to the driver: a pandas dataset
         from mlcheck.subject import _strata
 
-        sample = draw_sample(frame, spec.sample.rows, spec.sample.seed, _strata(policy))
+        sample = draw_sample(source, spec.sample.rows, spec.sample.seed, _strata(policy),
+                             keep=list(frame.columns))
         return LoadedDataset(name, sample, artifact, len(columns), digest_method=DIGEST,
                              sample={"rows": len(sample), "of": rows,
                                      "seed": spec.sample.seed, "method": SAMPLE_METHOD})
@@ -143,20 +149,24 @@ SAMPLE_METHOD = ("drawn on Spark: the rows with the smallest xxhash64 of (seed, 
                  "per target class in proportion to its rows for classification")
 
 
-def draw_sample(frame: Any, rows: int, seed: int, strata: str | None = None) -> Any:
+def draw_sample(frame: Any, rows: int, seed: int, strata: str | None = None,
+                keep: list[str] | None = None) -> Any:
     """A seeded sample of exactly `rows` rows (all of them when there are fewer), the same
-    whatever the partitioning: the rows with the smallest hash of (seed, row), found with
-    a top-k per partition; with `strata` (the target of a classification), each class
-    keeps its share of the rows by largest remainder, as a local sample does."""
+    whatever the partitioning and whichever columns a policy reads (`keep`): the rows
+    with the smallest hash of (seed, every column of the row), found with a top-k per
+    partition; with `strata` (the target of a classification), each class keeps its share
+    of the rows by largest remainder, as a local sample does."""
     from pyspark.sql import Window
 
     functions = pyspark().functions
     keyed = frame.withColumn("__key", functions.xxhash64(
-        functions.lit(seed), *[functions.col(c) for c in frame.columns]))
+        functions.lit(seed), *[_quoted(c) for c in frame.columns]))
+    keyed = keyed.select(*[_quoted(c) for c in (keep or frame.columns)], "__key")
     if strata is None or strata not in frame.columns:
         picked = keyed.orderBy("__key").limit(rows)
     else:
-        counts = {row[0]: int(row[1]) for row in frame.groupBy(strata).count().collect()}
+        counts = {row[0]: int(row[1]) for row in frame.groupBy(_quoted(strata)).count()
+                  .collect()}
         total = sum(counts.values())
         if rows >= total:
             picked = keyed
@@ -168,10 +178,11 @@ def draw_sample(frame: Any, rows: int, seed: int, strata: str | None = None) -> 
             quota[by_remainder[:rows - int(quota.sum())]] += 1
             limit = functions.lit(0)
             for value, q in zip(labels, quota, strict=True):
-                match = functions.col(strata).isNull() if value is None else \
-                    functions.col(strata) == functions.lit(value)
+                match = _quoted(strata).isNull() if value is None else \
+                    _quoted(strata) == functions.lit(value)
                 limit = functions.when(match, int(q)).otherwise(limit)
-            rank = functions.row_number().over(Window.partitionBy(strata).orderBy("__key"))
+            rank = functions.row_number().over(Window.partitionBy(_quoted(strata))
+                                               .orderBy("__key"))
             picked = keyed.withColumn("__rank", rank).where(functions.col("__rank") <= limit)
     table = picked.orderBy("__key").drop("__key", "__rank").toArrow()
     return table.to_pandas()
@@ -197,7 +208,7 @@ def fingerprint(frame: Any) -> tuple[int, str]:
     """Row count and an order-independent content digest, in one pass."""
     functions = pyspark().functions
     row = frame.agg(functions.count(functions.lit(1)).alias("rows"), functions.sum(
-        functions.xxhash64(*[functions.col(c) for c in frame.columns]).cast("decimal(38,0)")
+        functions.xxhash64(*[_quoted(c) for c in frame.columns]).cast("decimal(38,0)")
     ).alias("hash")).first()
     digest = hashlib.sha256(json.dumps(frame.schema.jsonValue(), sort_keys=True).encode())
     digest.update(f"{row['rows']}:{row['hash']}".encode())
@@ -205,6 +216,11 @@ def fingerprint(frame: Any) -> tuple[int, str]:
 
 
 # ------------------------------------------------------------------ columns
+
+def _quoted(name: str) -> Any:
+    """A column by its exact name (dots and spaces included)."""
+    return pyspark().functions.col("`" + name.replace("`", "``") + "`")
+
 
 NUMERIC_TYPES = ("ByteType", "ShortType", "IntegerType", "LongType", "FloatType", "DoubleType")
 TIME_TYPES = ("TimestampType", "TimestampNTZType")
@@ -226,7 +242,7 @@ def _number(frame: Any, column: str) -> Any:
     """A numeric column as double, null where the local engine sees a missing value (null
     or NaN); timestamps as seconds since 1970 (UTC)."""
     functions = pyspark().functions
-    value = functions.col(column)
+    value = _quoted(column)
     if _type_name(frame, column) in TIME_TYPES:
         return functions.unix_micros(value.cast("timestamp")) / 1e6
     value = value.cast("double")
@@ -483,7 +499,7 @@ def category_counts(frame: Any, columns: list[str]) -> dict[str, tuple[int, dict
     if not columns:
         return {}
     cells = functions.explode(functions.array(*[functions.struct(
-        functions.lit(i).alias("c"), functions.col(c).cast("string").alias("v"))
+        functions.lit(i).alias("c"), _quoted(c).cast("string").alias("v"))
         for i, c in enumerate(columns)])).alias("cell")
     rows = (frame.select(cells).select("cell.c", "cell.v").groupBy("c", "v")
             .agg(functions.count(functions.lit(1)).alias("n")).collect())
@@ -597,7 +613,7 @@ def target_summary(frame: Any, target: str, most: int = 1000) -> tuple[int, list
     """A target column's missing values (null, or NaN as pandas counts it), up to `most`
     distinct labels, and its Spark type: what the subject's target checks read."""
     functions = pyspark().functions
-    column = functions.col(target)
+    column = _quoted(target)
     kind = _type_name(frame, target)
     missing = column.isNull() | (functions.isnan(column) if kind in ("FloatType", "DoubleType")
                                  else functions.lit(False))
@@ -702,7 +718,7 @@ def grid_error(metric: str, truth: np.ndarray, scores: np.ndarray, counts: np.nd
 def _roles_and_needs(context: Any, dataset: str) -> tuple[dict[str, set[str]], set[str]]:
     """Which models a Spark dataset is scored with and what of each (`labels`, `scores`),
     and the data columns the checks group by: read from the policy's sections."""
-    from mlcheck.metrics import METRICS, RATES, REGRESSION
+    from mlcheck.metrics import METRICS, REGRESSION
 
     policy = context.policy
     needs: dict[str, set[str]] = {}
@@ -719,9 +735,9 @@ def _roles_and_needs(context: Any, dataset: str) -> tuple[dict[str, set[str]], s
         for rule in fairness.rules:
             for feature in rule.sensitive or fairness.sensitive:
                 columns.update([feature] if isinstance(feature, str) else feature)
-            kind = "labels" if rule.metric in RATES or rule.metric.endswith(
-                ("_difference", "_ratio")) else METRICS[rule.metric].needs
-            needs.setdefault("candidate", set()).add(kind)
+            needs.setdefault("candidate", set()).add("labels")  # group rates, the table
+            if rule.metric in METRICS:
+                needs["candidate"].add(METRICS[rule.metric].needs)
     if context.task == REGRESSION:
         needs = {role: {"scores"} for role in needs}
     return needs, columns
@@ -729,8 +745,9 @@ def _roles_and_needs(context: Any, dataset: str) -> tuple[dict[str, set[str]], s
 
 def score_aggregate(context: Any, dataset: str) -> Scored:
     """Score a Spark dataset with the policy's models on the executors and bring back the
-    counts of its distinct combinations (Scored). A model that raises or returns the
-    wrong shape there is every check's error, with its message."""
+    counts of its distinct combinations (Scored). What one model cannot do there (raise,
+    return the wrong shape or NaN) is the error of the checks that read that model; a
+    failed Spark job is every check's error."""
     try:
         return _score_aggregate(context, dataset)
     except CheckError:
@@ -740,12 +757,66 @@ def score_aggregate(context: Any, dataset: str) -> Scored:
                          f"{type(exc).__name__}: {first_line(exc)}") from None
 
 
+def _plan(context: Any, dataset: str, frame: Any, role: str, kinds: set[str],
+          failed: dict[tuple[str, str], str]) -> dict[str, Any] | None:
+    """What the executors compute for one model: scores (`proba`), labels from `predict`
+    or from a threshold on the exact score; None when there is nothing to compute. What
+    cannot be computed goes to `failed` with the message its checks report."""
+    from mlcheck.metrics import BINARY, MULTICLASS
+
+    model = context.model(role)
+    source, task = model.source, context.task
+    threshold = source.threshold if task == BINARY else None
+
+    def fail(message: str, which: set[str] = frozenset({"labels", "scores"})) -> None:
+        failed.update({(role, kind): message for kind in which})
+
+    if model.estimator is None:  # a black box: its columns are data; a threshold is ours
+        column = source.scores
+        if threshold is None or "labels" not in kinds or not isinstance(column, str) \
+                or column not in frame.columns:
+            return None
+        if not is_numeric_column(frame, column):
+            fail(f"score columns ['{column}'] are not numeric")
+            return None
+        return {"estimator": None, "scores": column, "threshold": threshold}
+    plan: dict[str, Any] = {"estimator": model.estimator, "threshold": threshold,
+                            "inputs": context.feature_columns(list(frame.columns), model)}
+    missing = [c for c in plan["inputs"] if c not in frame.columns]
+    if missing:
+        fail(f"the {role} model's inputs {missing[:5]} are not columns of dataset "
+             f"'{dataset}'")
+        return None
+    if "scores" in kinds and task == MULTICLASS:
+        fail("multiclass score metrics (one score per class) do not run on Spark yet; label "
+             "metrics do", {"scores"})
+        kinds = kinds - {"scores"}
+    if "scores" in kinds or ("labels" in kinds and threshold is not None):
+        if not hasattr(model.estimator, "predict_proba"):
+            fail(f"{role} model ({type(model.estimator).__name__}) has no `predict_proba` "
+                 "method", {"scores"} if threshold is None else {"labels", "scores"})
+            kinds = kinds - {"scores"} if threshold is None else set()
+        else:
+            try:
+                positive = context.positive_index(list(model.estimator.classes_), role)
+            except CheckError as exc:
+                fail(exc.message)
+                return None
+            plan["proba"] = (positive, len(model.estimator.classes_), "scores" in kinds)
+    if "labels" in kinds and threshold is None:
+        plan["predict"] = _label_type(model.estimator)
+    if "proba" not in plan and "predict" not in plan:
+        return None
+    for kind in kinds:
+        context.model_calls[(role, dataset, "predict_proba" if kind == "scores" or
+                             threshold is not None else "predict")] += 1
+    return plan
+
+
 def _score_aggregate(context: Any, dataset: str) -> Scored:
+    from mlcheck.metrics import BINARY, REGRESSION
 
-    from mlcheck.metrics import BINARY, MULTICLASS, REGRESSION
-
-    sql = pyspark()
-    types = sql.types
+    types = pyspark().types
     frame = context.spark_frame(dataset)
     policy, task = context.policy, context.task
     if task == REGRESSION:
@@ -755,64 +826,50 @@ def _score_aggregate(context: Any, dataset: str) -> Scored:
     needs, grouping = _roles_and_needs(context, dataset)
     target = policy.data.target
     data_columns = [c for c in dict.fromkeys([target, *sorted(grouping)]) if c in frame.columns]
-    score_columns: list[str] = []  # black-box scores: data columns, put on the grid
-    plans: dict[str, dict[str, Any]] = {}
-    scored: dict[tuple[str, str], str] = {}
-    for role, kinds in needs.items():
-        model = context.model(role)
-        source = model.source
-        if model.estimator is None:  # a black box: its columns are data
-            for column in (source.predictions, source.scores):
-                if isinstance(column, str) and column in frame.columns:
-                    (score_columns if column == source.scores else data_columns).append(column)
-            continue
-        threshold = source.threshold if task == BINARY else None
-        plan: dict[str, Any] = {"estimator": model.estimator, "threshold": threshold,
-                                "inputs": context.feature_columns(list(frame.columns), model)}
-        missing = [c for c in plan["inputs"] if c not in frame.columns]
-        if missing:
-            raise CheckError(f"the {role} model's inputs {missing[:5]} are not columns of "
-                             f"dataset '{dataset}'")
-        if "scores" in kinds and task == MULTICLASS:
-            scored[(role, "scores")] = ("multiclass score metrics (one score per class) do "
-                                        "not run on Spark yet; label metrics do")
-            kinds = kinds - {"scores"}
-        if "scores" in kinds or ("labels" in kinds and threshold is not None):
-            if not hasattr(model.estimator, "predict_proba"):
-                raise CheckError(f"{role} model ({type(model.estimator).__name__}) has no "
-                                 "`predict_proba` method")
-            classes = list(model.estimator.classes_)
-            plan["proba"] = (context.positive_index(classes, role), len(classes),
-                             "scores" in kinds)
-        if "labels" in kinds and threshold is None:
-            plan["predict"] = _label_type(model.estimator)
-        plans[role] = plan
-        for kind in kinds:
-            context.model_calls[(role, dataset, "predict_proba" if kind == "scores" or
-                                 threshold is not None else "predict")] += 1
-    fields = [types.StructField(c, frame.schema[c].dataType) for c in data_columns]  # nullable
-    fields += [types.StructField(c, types.DoubleType()) for c in score_columns]
+    score_columns: list[str] = []  # numeric black-box scores: data columns, on the grid
+    for role in needs:
+        source = context.model(role).source
+        for column in (source.predictions, source.scores):
+            if isinstance(column, str) and column in frame.columns:
+                grid = column == source.scores and is_numeric_column(frame, column)
+                (score_columns if grid else data_columns).append(column)
+    data_columns = list(dict.fromkeys(data_columns))
+    score_columns = [c for c in dict.fromkeys(score_columns) if c not in data_columns]
+    failed: dict[tuple[str, str], str] = {}
+    plans = {role: plan for role, kinds in needs.items()
+             if (plan := _plan(context, dataset, frame, role, kinds, failed)) is not None}
+    # columns travel under positional names (PySpark's mapInPandas cannot take a name with
+    # a backtick); nullable, for the rows that carry a model's error
+    kept = data_columns + score_columns
+    fields = [types.StructField(f"__d{i}", frame.schema[c].dataType)
+              for i, c in enumerate(data_columns)]
+    fields += [types.StructField(f"__d{len(data_columns) + i}", types.DoubleType())
+               for i in range(len(score_columns))]
     for role, plan in plans.items():
         if "predict" in plan or plan["threshold"] is not None:
             label_type = types.BooleanType() if plan["threshold"] is not None else \
-                getattr(types, plan.get("predict", "BooleanType"))()
+                getattr(types, plan["predict"])()
             fields.append(types.StructField(f"__label_{role}", label_type))
         if "proba" in plan and plan["proba"][2]:
             fields.append(types.StructField(f"__score_{role}", types.DoubleType()))
     fields += [types.StructField("__error", types.StringType()),
                types.StructField("__n", types.LongType())]
     names = [f.name for f in fields]
-    inputs = sorted({c for plan in plans.values() for c in plan["inputs"]}
+    inputs = sorted({c for plan in plans.values() for c in plan.get("inputs", ())}
+                    | {plan["scores"] for plan in plans.values() if "scores" in plan}
                     | set(data_columns) | set(score_columns))
-    scoring = _scoring(plans, data_columns, score_columns, names, dataset)
-    functions = sql.functions
-    keys = names[:-1]
-    aggregated = (frame.select(*inputs).mapInPandas(scoring, types.StructType(fields))
-                  .groupBy(*keys).agg(functions.sum("__n").alias("__n")))
+    scoring = _scoring(plans, inputs, data_columns, score_columns, names, dataset)
+    functions = pyspark().functions
+    aggregated = (frame.select(*[_quoted(c).alias(f"__c{i}") for i, c in enumerate(inputs)])
+                  .mapInPandas(scoring, types.StructType(fields))
+                  .groupBy(*names[:-1]).agg(functions.sum("__n").alias("__n")))
     table = aggregated.toArrow().to_pandas()
-    errors = table["__error"].dropna()
-    if len(errors):
-        raise CheckError(str(errors.iloc[0]))
+    table = table.rename(columns={f"__d{i}": c for i, c in enumerate(kept)})
+    for error in table["__error"].dropna().unique():  # "role<TAB>message", per model
+        role, _, message = str(error).partition("\t")
+        failed.setdefault((role, "labels"), message)
+        failed.setdefault((role, "scores"), message)
+    table = table[table["__error"].isna()].reset_index(drop=True)
     counts = table["__n"].to_numpy(dtype=np.int64)
     expected = context.subject.datasets[dataset].rows
     if int(counts.sum()) != expected:
@@ -820,32 +877,48 @@ def _score_aggregate(context: Any, dataset: str) -> Scored:
                          f"which has {expected}")
     outputs: dict[tuple[str, str], Any] = {}
     for role, plan in plans.items():
-        if f"__label_{role}" in table:
-            labels = table[f"__label_{role}"]
-            outputs[(role, "labels")] = labels.to_numpy(dtype=bool) \
-                if plan["threshold"] is not None else labels.to_numpy()
-        if f"__score_{role}" in table:
-            outputs[(role, "scores")] = table[f"__score_{role}"].to_numpy(dtype=float)
+        label, score = table.get(f"__label_{role}"), table.get(f"__score_{role}")
+        if (role, "labels") not in failed and label is not None:
+            if plan["threshold"] is not None and label.isna().any():  # a NaN score
+                bad = int(counts[label.isna().to_numpy()].sum())
+                failed[(role, "labels")] = (f"{role} model produced {bad} NaN or infinite "
+                                            f"scores on dataset '{dataset}' ({expected} rows)")
+            else:
+                outputs[(role, "labels")] = label.to_numpy(dtype=bool) \
+                    if plan["threshold"] is not None else label.to_numpy()
+        if (role, "scores") not in failed and score is not None:
+            outputs[(role, "scores")] = score.to_numpy(dtype=float)
     data = table[data_columns + score_columns].reset_index(drop=True)
     truth = None
     if task == BINARY and target in data and context.subject.positive_label is not None:
         truth = (data[target] == context.subject.positive_label).to_numpy()
-    return Scored(data, counts, outputs, scored, truth)
+    return Scored(data, counts, outputs, failed, truth)
 
 
 def _label_type(estimator: Any) -> str:
-    """The Spark type of a classifier's predicted labels, from its `classes_`."""
-    kind = np.asarray(getattr(estimator, "classes_", np.array([], dtype=object))).dtype.kind
+    """The Spark type of a classifier's predicted labels, from its `classes_` (their
+    values, when the array holds Python objects)."""
+    classes = np.asarray(getattr(estimator, "classes_", np.array([], dtype=object)))
+    kind = classes.dtype.kind
+    if kind == "O" and len(classes):
+        values = classes.tolist()
+        if all(isinstance(v, (bool, np.bool_)) for v in values):
+            kind = "b"
+        elif all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+            kind = "i"
+        elif all(isinstance(v, (int, float, np.number)) for v in values):
+            kind = "f"
     return {"b": "BooleanType", "i": "LongType", "u": "LongType",
             "f": "DoubleType"}.get(kind, "StringType")
 
 
-def _scoring(plans: dict[str, dict[str, Any]], data_columns: list[str],
+def _scoring(plans: dict[str, dict[str, Any]], inputs: list[str], data_columns: list[str],
              score_columns: list[str], names: list[str], dataset: str) -> Any:
     """The function mapInPandas runs on each executor: score each batch with the models
-    (shipped in the closure) and count its distinct rows. A model that raises or returns
-    the wrong shape yields one row holding the error. Self-contained (numpy and pandas
-    only), so the executors need the models' libraries, not mlcheck."""
+    (shipped in the closure) and count its distinct rows. What a model cannot do on a
+    batch becomes one row holding its role and message, and its outputs are left empty.
+    Self-contained (numpy and pandas only), so the executors need the models' libraries,
+    not mlcheck."""
     step = SCORE_STEP
 
     def on_grid(p: Any) -> Any:
@@ -854,49 +927,63 @@ def _scoring(plans: dict[str, dict[str, Any]], data_columns: list[str],
             grid = 1 / (1 + np.exp(-z))
         return np.where((p > 0) & (p < 1), grid, p)
 
+    def thresholded(p: Any, threshold: float) -> Any:  # a NaN score has no label
+        return np.where(np.isfinite(p), p >= threshold, None)
+
+    def outputs(role: str, plan: dict[str, Any], batch: Any) -> dict[str, Any]:
+        out = {}
+        if plan["estimator"] is None:  # a black box's exact scores, thresholded
+            return {f"__label_{role}": thresholded(batch[plan["scores"]].to_numpy(dtype=float),
+                                                   plan["threshold"])}
+        features = batch[plan["inputs"]]
+        if "proba" in plan:
+            positive, classes, keep = plan["proba"]
+            proba = np.asarray(plan["estimator"].predict_proba(features))
+            if proba.ndim != 2 or proba.shape != (len(batch), classes):
+                raise ValueError(f"predict_proba returned shape {proba.shape} for "
+                                 f"{len(batch)} rows; expected ({len(batch)}, {classes})")
+            outside = int(np.count_nonzero((proba < 0) | (proba > 1)))
+            if outside:
+                raise ValueError(f"predict_proba returned {outside} values outside [0, 1]")
+            p = proba[:, positive].astype(float)
+            if plan["threshold"] is not None:
+                out[f"__label_{role}"] = thresholded(p, plan["threshold"])
+            if keep:
+                out[f"__score_{role}"] = on_grid(p)
+        if "predict" in plan:
+            labels = np.asarray(plan["estimator"].predict(features))
+            if labels.ndim == 0 or labels.shape[0] != len(batch):
+                raise ValueError(f"predict returned {labels.shape[:1] or 0} rows for "
+                                 f"{len(batch)}")
+            out[f"__label_{role}"] = labels.astype(str) \
+                if plan["predict"] == "StringType" else labels
+        return out
+
     def score(batches: Any) -> Any:
         import pandas as pd
 
         for batch in batches:
-            out = {c: batch[c] for c in data_columns}
-            out.update({c: on_grid(batch[c].to_numpy(dtype=float)) for c in score_columns})
-            try:
-                for role, plan in plans.items():
-                    features = batch[plan["inputs"]]
-                    if "proba" in plan:
-                        positive, classes, keep = plan["proba"]
-                        proba = np.asarray(plan["estimator"].predict_proba(features))
-                        if proba.ndim != 2 or proba.shape != (len(batch), classes):
-                            raise ValueError(
-                                f"{role} model's predict_proba returned shape {proba.shape} "
-                                f"for {len(batch)} rows; expected ({len(batch)}, {classes})")
-                        outside = int(np.count_nonzero((proba < 0) | (proba > 1)))
-                        if outside:
-                            raise ValueError(f"{role} model's predict_proba returned "
-                                             f"{outside} values outside [0, 1]")
-                        p = proba[:, positive].astype(float)
-                        if plan["threshold"] is not None:
-                            out[f"__label_{role}"] = p >= plan["threshold"]
-                        if keep:
-                            out[f"__score_{role}"] = on_grid(p)
-                    if "predict" in plan:
-                        labels = np.asarray(plan["estimator"].predict(features))
-                        if labels.ndim == 0 or labels.shape[0] != len(batch):
-                            raise ValueError(f"{role} model's predict returned "
-                                             f"{labels.shape[:1] or 0} rows for {len(batch)}")
-                        out[f"__label_{role}"] = labels.astype(str) \
-                            if plan["predict"] == "StringType" else labels
-            except Exception as exc:  # reported by the driver as every check's error
-                yield pd.DataFrame({**{n: [None] for n in names[:-2]},
-                                    "__error": [f"{role} model raised {type(exc).__name__} "
-                                                f"on dataset '{dataset}' (on Spark): {exc}"],
-                                    "__n": [0]})
-                continue
-            counted = pd.DataFrame(out).groupby(names[:-2], dropna=False, sort=False,
-                                                observed=True).size()
+            batch = batch.set_axis(inputs, axis=1)  # the columns' own names
+            out = {f"__d{i}": batch[c] for i, c in enumerate(data_columns)}
+            out.update({f"__d{len(data_columns) + i}": on_grid(batch[c].to_numpy(dtype=float))
+                        for i, c in enumerate(score_columns)})
+            errors = []
+            for role, plan in plans.items():
+                try:
+                    out.update(outputs(role, plan, batch))
+                except Exception as exc:  # the checks of this model report it
+                    errors.append(f"{role}\t{role} model raised {type(exc).__name__} on "
+                                  f"dataset '{dataset}' (on Spark): {exc}")
+                    out.update({n: None for n in names if n.startswith(
+                        (f"__label_{role}", f"__score_{role}"))})
+            counted = pd.DataFrame(out, index=batch.index).groupby(
+                [n for n in names[:-2]], dropna=False, sort=False, observed=True).size()
             counted = counted.reset_index(name="__n")
             counted.insert(len(names) - 2, "__error", None)
             yield counted[names]
+            for error in errors:
+                yield pd.DataFrame({**{n: [None] for n in names[:-2]}, "__error": [error],
+                                    "__n": [0]})
 
     return score
 
@@ -976,11 +1063,6 @@ def pandas_dtype(kind: str) -> str:
     return str(pyarrow.array([], arrow).to_pandas().dtype)
 
 
-def _quoted(name: str) -> Any:
-    """A column by its exact name (dots and spaces included)."""
-    return pyspark().functions.col("`" + name.replace("`", "``") + "`")
-
-
 def _value(frame: Any, name: str) -> Any:
     """A column as the value checks read it: NaN is missing, as in pandas."""
     functions = pyspark().functions
@@ -1023,7 +1105,8 @@ def _violation(frame: Any, name: str, key: str, value: Any) -> tuple[Any, str | 
     if kind != "StringType":
         return None, f"TypeError: Spark {kind} values are not text"
     if key == "regex":  # pandera's str_matches is re.match: anchored at the start
-        return ~x.rlike(f"^(?:{value})"), None
+        # (?U): \d, \w and \s match Unicode digits, letters and spaces, as in Python
+        return ~x.rlike(f"(?U)^(?:{value})"), None
     length = functions.length(x)
     return (length < value if key == "min_length" else length > value), None
 
@@ -1049,7 +1132,11 @@ def _cause(exc: BaseException) -> str:
     exception), else the exception's first line."""
     causes = [line.strip().removeprefix("Caused by: ") for line in str(exc).splitlines()
               if line.strip().startswith("Caused by: ")]
-    return causes[-1][:300] if causes else f"{type(exc).__name__}: {first_line(exc)}"
+    if not causes:
+        return f"{type(exc).__name__}: {first_line(exc)}"
+    # a regex's position would count the anchor mlcheck adds, not the policy's pattern
+    return causes[-1].split(" near index ")[0][:300] \
+        if "PatternSyntaxException" in causes[-1] else causes[-1][:300]
 
 
 def _schema_findings(frame: Any, policy: Any) -> dict[str | None, list[dict]]:

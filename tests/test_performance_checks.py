@@ -669,3 +669,11 @@ def test_a_baseline_that_raises_leaves_the_candidate_intervals_alone(workspace):
     assert checks["performance/accuracy"].interval["method"] == CELLS_METHOD
     vs = checks["performance/accuracy/vs_baseline"]
     assert vs.verdict == "error" and "baseline store unavailable" in vs.message
+
+
+def test_every_kind_of_missing_value_labels_a_slice_the_same_way():
+    """A nullable integer column's <NA> and a timestamp's NaT name the same slice as a
+    float's NaN, on pandas and on Spark (whose rows arrive with None)."""
+    from mlcheck.checks import label
+
+    assert {label(v) for v in (None, float("nan"), np.nan, pd.NA, pd.NaT)} == {"<missing>"}

@@ -107,14 +107,16 @@ def test_a_relative_csv_path_with_reader_options(workspace, spark):
     workspace.frame("ref.csv", reference(300))
     done = run("profile", "--spark-path", "ref.csv", "--spark-format", "csv",
                "--spark-option", "header=true", "--spark-option", "inferSchema=true",
-               "--spark-option", "password=hunter2", "-o", "ref.json")
+               "--spark-option", "password=hunter2", "--spark-option",
+               "url=jdbc:x?password=hunter3", "-o", "ref.json")
     assert done.exit_code == 0, done.output
     made = json.loads((workspace.root / "ref.json").read_text())
     assert made["source"]["spark"] == {"path": str(workspace.root / "ref.csv"),
                                        "format": "csv",
                                        "options": {"header": "true", "inferSchema": "true",
-                                                   "password": "<redacted>"}}
-    assert "hunter2" not in (workspace.root / "ref.json").read_text()
+                                                   "password": "<redacted>",
+                                                   "url": "<redacted>"}}
+    assert "hunter" not in (workspace.root / "ref.json").read_text()
     assert made["rows"] == 300 and made["columns"]["income"]["kind"] == "numeric"
     assert made["columns"]["plan"]["counts"].keys() == {"basic", "plus", "pro"}
 
@@ -150,6 +152,10 @@ def test_a_missing_source_or_an_empty_one_is_named_and_nothing_is_written(worksp
     done = run("profile", "--spark-path", broken, "--spark-format", "parquet", "-o", "ref.json")
     assert done.exit_code == 2, done.output
     assert f"parquet at {broken}" in done.output
+    done = run("profile", "--spark-path", "nosuchfs://reader:s3cr3t@lake/x", "--spark-format",
+               "parquet", "-o", "ref.json")
+    assert done.exit_code == 2 and "parquet at nosuchfs://<redacted>@lake/x" in done.output
+    assert "s3cr3t" not in done.output
     assert not (workspace.root / "ref.json").exists()
 
 

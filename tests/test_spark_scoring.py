@@ -297,9 +297,10 @@ def test_mutation_testing_a_spark_source_says_to_sample_it(workspace, spark):
     frame, model = small_binary()
     workspace.frame("eval.parquet", frame)
     workspace.skops("model.skops", model)
-    with pytest.raises(MlcheckError, match="dataset 'eval' is a Spark source: give it a "
-                                           "`sample: {rows, seed}`"):
+    with pytest.raises(MlcheckError) as caught:
         mutate(workspace.policy(binary_policy(SPARK_EVAL)))
+    assert "dataset 'eval' is a Spark source: give it a `sample: {rows, seed}`" in \
+        str(caught.value)
 
 
 def on_grid(p: np.ndarray, step: float) -> np.ndarray:
@@ -347,3 +348,140 @@ def test_a_value_within_the_grid_bound_of_a_limit_is_inconclusive(workspace, spa
     check = next(c for c in at_limit.checks if c.id == "performance/roc_auc")
     assert check.verdict == "inconclusive" and check.blocking
     assert "the most the Spark score grid can move this metric" in check.message
+
+
+# ------------------------------------------------------------------ review findings
+
+
+class NaNModel:
+    """Probabilities that are NaN where x < -1.5 (shipped to the executors by value)."""
+
+    classes_ = np.array([0, 1])
+
+    def predict_proba(self, frame):
+        p = 1 / (1 + np.exp(-frame["x"].to_numpy(dtype=float)))
+        p[frame["x"].to_numpy() < -1.5] = np.nan
+        return np.stack([1 - p, p], axis=1)
+
+    def predict(self, frame):
+        return (self.predict_proba(frame)[:, 1] >= 0.5).astype(int)
+
+
+@pytest.fixture
+def by_value():
+    """Ship classes defined here to Spark's Python workers by value, as a notebook does."""
+    import sys
+
+    from pyspark import cloudpickle
+
+    module = sys.modules[__name__]
+    cloudpickle.register_pickle_by_value(module)
+    yield
+    cloudpickle.unregister_pickle_by_value(module)
+
+
+def test_nan_probabilities_under_a_threshold_are_an_error_not_a_negative(workspace, spark,
+                                                                        by_value):
+    frame, _ = small_binary(rows=600)
+    workspace.frame("eval.parquet", frame)
+    expected = int((frame["x"] < -1.5).sum())
+    extra = ", threshold: 0.5"
+    for dataset in ("eval.parquet", SPARK_EVAL):
+        result = evaluate(workspace.policy(binary_policy(dataset, extra)), model=NaNModel())
+        assert {c.verdict for c in result.checks} == {"error"}, dataset
+        assert f"produced {expected} NaN or infinite scores on dataset 'eval' (600 rows)" \
+            in result.checks[0].message
+
+
+def test_a_black_box_score_column_is_thresholded_before_the_grid(workspace, spark):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"group": rng.choice(["a", "b"], 400), "y": rng.integers(0, 2, 400)})
+    frame["s"] = 0.5 + np.where(frame["y"] == 1, 1, -1) * rng.uniform(1e-6, 5e-5, 400)
+    frame["t"] = frame["s"].astype(str)  # a text score column is not a score
+    workspace.frame("eval.parquet", frame)
+    policy = binary_policy(SPARK_EVAL).replace(
+        "{path: model.skops, task: binary_classification, features: [x, z]}",
+        "{task: binary_classification, scores: s, threshold: 0.5}")
+    result = evaluate(workspace.policy(policy))
+    accuracy = next(c for c in result.checks if c.id == "performance/accuracy")
+    assert accuracy.value == 1.0
+    text = evaluate(workspace.policy(policy.replace("scores: s", "scores: t"), "t.yaml"))
+    assert {c.verdict for c in text.checks} == {"error"}
+    assert "score columns ['t'] are not numeric" in text.checks[0].message
+
+
+def test_a_model_that_cannot_score_errors_only_its_own_checks(workspace, spark):
+    """A baseline without predict_proba errors the checks that compare scores with it;
+    the candidate's checks and slices are measured as on pandas."""
+    from sklearn.svm import LinearSVC
+
+    frame, model = small_binary()
+    workspace.frame("eval.parquet", frame)
+    baseline = LinearSVC().fit(frame[["x", "z"]], frame["y"])
+    rules = ("- {metric: roc_auc, baseline: {max_drop: 0.1}}\n"
+             "    - {metric: accuracy, baseline: {max_drop: 0.1}}")
+    policy = binary_policy(SPARK_EVAL, ", baseline: {path: b.skops}", rules)
+    distributed = evaluate(workspace.policy(policy, "s.yaml"), model=model, baseline=baseline)
+    local = evaluate(workspace.policy(policy.replace(SPARK_EVAL, "eval.parquet"), "l.yaml"),
+                     model=model, baseline=baseline)
+    assert [(c.id, c.verdict, c.value) for c in local.checks] == \
+        [(c.id, c.verdict, c.value) for c in distributed.checks]
+    errors = [c.id for c in distributed.checks if c.verdict == "error"]
+    assert errors == ["performance/roc_auc/vs_baseline"]
+
+
+def test_fairness_of_scores_alone_and_object_classes_on_spark(workspace, spark):
+    """A fairness section with only a score metric still gets its group table; a model
+    whose classes_ hold Python booleans predicts labels of a 0/1 target."""
+    frame, model = small_binary()
+    model.classes_ = np.array([False, True], dtype=object)
+    workspace.frame("eval.parquet", frame)
+    policy = binary_policy(SPARK_EVAL).replace(
+        "{metric: demographic_parity_difference, max: 0.2}", "{metric: roc_auc, min: 0.5}")
+    local = evaluate(workspace.policy(policy.replace(SPARK_EVAL, "eval.parquet"), "l.yaml"),
+                     model=model)
+    distributed = evaluate(workspace.policy(policy, "s.yaml"), model=model)
+    assert local.verdict == distributed.verdict == "passed", \
+        [c.message for c in distributed.checks]
+    assert [c.id for c in local.checks] == [c.id for c in distributed.checks]
+
+
+def test_columns_named_with_dots_and_backticks(workspace, spark):
+    frame, model = small_binary()
+    frame = frame.rename(columns={"group": "geo.region`s", "x": "x.1"})
+    model = LogisticRegression().fit(frame[["x.1", "z"]], frame["y"])
+    workspace.frame("eval.parquet", frame)
+    policy = binary_policy(SPARK_EVAL).replace("features: [x, z]", "features: ['x.1', z]")
+    policy = policy.replace("by: [group]", "by: ['geo.region`s']").replace(
+        "sensitive: [group]", "sensitive: ['geo.region`s']")
+    local = evaluate(workspace.policy(policy.replace(SPARK_EVAL, "eval.parquet"), "l.yaml"),
+                     model=model)
+    distributed = evaluate(workspace.policy(policy, "s.yaml"), model=model)
+    assert [(c.id, c.verdict, c.value, c.interval) for c in local.checks] == \
+        [(c.id, c.verdict, c.value, c.interval) for c in distributed.checks]
+
+
+def test_the_sample_does_not_depend_on_the_columns_a_policy_reads(spark, tmp_path):
+    from mlcheck.spark import draw_sample
+
+    frame, _ = small_binary(rows=1000)
+    frame.to_parquet(tmp_path / "eval.parquet", index=False)
+    source = spark.read.parquet(str(tmp_path / "eval.parquet"))
+    narrow = draw_sample(source, 50, 3, "y", keep=["x", "y"])
+    wide = draw_sample(source, 50, 3, "y", keep=["x", "y", "group"])
+    pd.testing.assert_frame_equal(narrow, wide[["x", "y"]])
+
+
+def test_a_fairness_score_metric_at_its_limit_is_inconclusive_on_spark(workspace, spark):
+    frame, model = small_binary(rows=3000)
+    workspace.frame("eval.parquet", frame)
+    policy = binary_policy(SPARK_EVAL).replace(
+        "{metric: demographic_parity_difference, max: 0.2}", "{metric: roc_auc, min: MIN}")
+    first = evaluate(workspace.policy(policy.replace("MIN", "0.5"), "a.yaml"), model=model)
+    lowest = first.checks[-1]
+    assert lowest.id == "fairness/roc_auc[group]" and lowest.verdict == "pass"
+    assert lowest.evidence["grid_error_bound"] > 0
+    at_limit = evaluate(workspace.policy(policy.replace("MIN", repr(lowest.value)), "b.yaml"),
+                        model=model)
+    assert at_limit.checks[-1].verdict == "inconclusive"
+    assert "the Spark score grid" in at_limit.checks[-1].message

@@ -149,8 +149,11 @@ def label(value: object) -> str:
 
     The value becomes part of check ids (terminal lines, pytest node ids, report anchors),
     so control characters are shown as escapes and a long value is cut."""
+    import pandas as pd
+
     value = value.item() if hasattr(value, "item") else value
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or value is pd.NA or value is pd.NaT or (
+            isinstance(value, float) and np.isnan(value)):
         return "<missing>"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))

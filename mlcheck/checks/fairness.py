@@ -30,7 +30,13 @@ from mlcheck.checks import (
     interval_text,
     judge,
 )
-from mlcheck.checks.performance import on_spark, resampled_confusion, row_statistic
+from mlcheck.checks.performance import (
+    grid_doubt,
+    grid_slack,
+    on_spark,
+    resampled_confusion,
+    row_statistic,
+)
 from mlcheck.context import Context
 from mlcheck.errors import CheckError
 from mlcheck.metrics import DISPARITIES, METRICS, RATES, REGRESSION, rates_from_counts
@@ -165,6 +171,7 @@ class Side:
     high: float | None
     set_by: str
     method: str = CELLS_METHOD  # how the resamples were drawn
+    slack: float = 0.0  # on Spark: the most the score grid can move `value`
 
 
 class Undefined(Exception):
@@ -206,12 +213,16 @@ def _fairness_check(rule: FairnessRule, spec: FairnessSpec, columns: tuple[str, 
                 (side.low is not None and interval.high < side.low)
                 or (side.high is not None and interval.low > side.high))
             judged.append((side, interval, ok, gated, confident_fail,
-                           doubt(interval, max_width, side.low, side.high)))
+                           doubt(interval, max_width, side.low, side.high) or grid_doubt(
+                               side.value, interval, side.low, side.high, rule.gate_on,
+                               side.slack)))
         passed = all(ok for _, _, ok, _, _, _ in judged)
         side, interval, _, gated, _, _ = next((j for j in judged if not j[2]), judged[0])
         inconclusive = None if any(j[4] for j in judged) else next(
             (j[5] for j in judged if j[5]), None)
         evidence["set_by"] = side.set_by
+        if side.slack:
+            evidence["grid_error_bound"] = side.slack
         message = (f"{side.what} = {side.value:.4f}{interval_text(interval)}; {gated} "
                    f"{'satisfies' if passed else 'violates'} {bounds_text(*_limits(rule))} "
                    f"({len(found.labels)} groups, set by {side.set_by})")
@@ -249,11 +260,16 @@ def _sides(rule: FairnessRule, context: Context, dataset: str, found: Groups) ->
         return [Side(rule.metric, worst[0], samples, rule.min, rule.max, worst[2])]
     values = _defined(_values(rule, context, dataset, found, rule.metric), labels, rule.metric)
     what = rule.metric
+    slack = _grid_slack(context, dataset, found, rule.metric)  # 0 but for scores on Spark
     if rule.reference is not None:
         ref = _reference_index(rule, found)
         if not values.point[ref] > 0:
             raise CheckError(f"the reference group {labels[ref]} has {rule.metric} "
                              f"{values.point[ref]:g}: ratios to it are undefined")
+        if slack:  # |a/r - a'/r'| <= (s + (a/r) s) / (r - s)
+            ratio = float(np.max(values.point) / values.point[ref])
+            margin = values.point[ref] - slack
+            slack = slack * (1 + ratio) / margin if margin > 0 else float("inf")
         keep = [g for g in range(len(labels)) if g != ref]
         values = GroupValues(values.point[keep] / values.point[ref],
                              None if values.samples is None else _safe_ratio(
@@ -267,17 +283,28 @@ def _sides(rule: FairnessRule, context: Context, dataset: str, found: Groups) ->
         return [Side(f"gap in {what} between groups",
                      float(values.point[high] - values.point[low]),
                      None if samples is None else samples.max(axis=1) - samples.min(axis=1),
-                     None, rule.max_gap, f"{labels[high]} vs {labels[low]}", values.method)]
+                     None, rule.max_gap, f"{labels[high]} vs {labels[low]}", values.method,
+                     2 * slack)]
     sides = []
     if rule.min is not None:
         sides.append(Side(f"lowest {what}", float(values.point[low]),
                           None if samples is None else samples.min(axis=1),
-                          rule.min, None, labels[low], values.method))
+                          rule.min, None, labels[low], values.method, slack))
     if rule.max is not None:
         sides.append(Side(f"highest {what}", float(values.point[high]),
                           None if samples is None else samples.max(axis=1),
-                          None, rule.max, labels[high], values.method))
+                          None, rule.max, labels[high], values.method, slack))
     return sides
+
+
+def _grid_slack(context: Context, dataset: str, found: Groups, name: str) -> float:
+    """On Spark, the most the score grid can move a score metric in any group (0 for
+    rates and label metrics, and off Spark)."""
+    if name not in METRICS or METRICS[name].needs != "scores" \
+            or context.spark_frame(dataset) is None:
+        return 0.0
+    return max(grid_slack(METRICS[name], context, "candidate", dataset,
+                          np.flatnonzero(found.codes == g)) for g in range(len(found.labels)))
 
 
 def _defined(values: GroupValues, labels: list[str], name: str) -> GroupValues:
