@@ -43,6 +43,11 @@ DIGEST = ("sha256 over the Spark schema (JSON) of the columns read, the row coun
 
 def pyspark() -> Any:
     """The pyspark.sql module, or a clear error saying what to install."""
+    import warnings
+
+    from mlcheck.checks.schema import PYSPARK_PANDAS_WARNING
+
+    warnings.filterwarnings("ignore", message=PYSPARK_PANDAS_WARNING)  # see schema.pandera
     try:
         import pyspark.sql
     except ImportError:

@@ -6,6 +6,7 @@ cases are then split by column, so every column check reports its own evidence.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pandas as pd
@@ -16,12 +17,22 @@ from mlcheck.errors import CheckError
 from mlcheck.policy import ColumnSpec, Policy
 
 MAX_EXAMPLES = 5
+PYSPARK_PANDAS_WARNING = "PySpark does not yet fully support pandas"
+
+
+def pandera() -> Any:
+    """pandera.pandas. With PySpark installed, pandera imports pyspark.pandas, which warns
+    on every run that it does not support this pandas version yet: not the user's concern
+    (mlcheck never uses pandas-on-Spark), so that one warning is silenced."""
+    warnings.filterwarnings("ignore", message=PYSPARK_PANDAS_WARNING)
+    import pandera.pandas as pa
+
+    return pa
 
 
 def _pandera_check(key: str, value: Any) -> Any:
     """The pandera built-in check for a policy key (pandera is imported when used)."""
-    import pandera.pandas as pa
-
+    pa = pandera()
     return {
         "ge": pa.Check.ge, "gt": pa.Check.gt, "le": pa.Check.le, "lt": pa.Check.lt,
         "isin": lambda v: pa.Check.isin(list(v)), "notin": lambda v: pa.Check.notin(list(v)),
@@ -61,8 +72,7 @@ def compile_checks(policy: Policy, context: Context) -> list[Check]:
 
 def build_schema(policy: Policy) -> Any:
     """The pandera schema (DataFrameSchema) for the policy's `schema` section."""
-    import pandera.pandas as pa
-
+    pa = pandera()
     spec = policy.schema_
     columns = {}
     for name, col in spec.columns.items():
@@ -81,7 +91,7 @@ def failure_cases(context: Context, dataset: str) -> tuple[pd.DataFrame, pd.Data
     is kept apart: its column's check becomes an `error`, never a counted failure."""
 
     def validate() -> tuple[pd.DataFrame, pd.DataFrame]:
-        import pandera.pandas as pa
+        pa = pandera()
         from pandera.errors import SchemaErrorReason
 
         try:
