@@ -54,13 +54,20 @@ class Truth:
     positive_label: Any = None
 
 
-def _sorted_codes(values: Any) -> tuple[np.ndarray, Any]:
-    """Codes of values in their sorted order (missing last); in order of appearance when
-    the values cannot be sorted (mixed types)."""
+def sorted_codes(values: Any) -> tuple[np.ndarray, list]:
+    """Codes of values in their sorted order, missing values (None, NaN, NA, NaT) last as
+    one value; in order of appearance when the values cannot be sorted (mixed types).
+    The same values give the same codes whatever the order of the rows and the column's
+    dtype (a nullable boolean column in pandas, the same column as objects from Spark)."""
     try:
-        return pd.factorize(values, sort=True, use_na_sentinel=False)
+        codes, uniques = pd.factorize(values, sort=True)
     except TypeError:
-        return pd.factorize(values, use_na_sentinel=False)
+        codes, uniques = pd.factorize(values)
+    uniques = list(uniques)
+    if (codes < 0).any():
+        codes = np.where(codes < 0, len(uniques), codes)
+        uniques.append(None)
+    return codes, uniques
 
 
 class _WrongRows(Exception):
@@ -151,7 +158,7 @@ class Context:
                 continue
         cells = np.zeros(len(parts[0]), dtype=np.int64)
         for part in parts:
-            codes, uniques = _sorted_codes(part)
+            codes, uniques = sorted_codes(part)
             cells = pd.factorize(cells * len(uniques) + codes, sort=True)[0]
         return cells
 

@@ -164,11 +164,14 @@ def draw_sample(frame: Any, rows: int, seed: int, strata: str | None = None,
     from pyspark.sql import Window
 
     functions = pyspark().functions
-    keyed = frame.withColumn("__key", functions.xxhash64(
+    key, rank_name = "__sample_key", "__sample_rank"
+    while key in frame.columns or rank_name in frame.columns:  # never a data column's name
+        key, rank_name = key + "_", rank_name + "_"
+    keyed = frame.withColumn(key, functions.xxhash64(
         functions.lit(seed), *[_quoted(c) for c in frame.columns]))
-    keyed = keyed.select(*[_quoted(c) for c in (keep or frame.columns)], "__key")
+    keyed = keyed.select(*[_quoted(c) for c in (keep or frame.columns)], key)
     if strata is None or strata not in frame.columns:
-        picked = keyed.orderBy("__key").limit(rows)
+        picked = keyed.orderBy(key).limit(rows)
     else:
         counts = {row[0]: int(row[1]) for row in frame.groupBy(_quoted(strata)).count()
                   .collect()}
@@ -187,9 +190,9 @@ def draw_sample(frame: Any, rows: int, seed: int, strata: str | None = None,
                     _quoted(strata) == functions.lit(value)
                 limit = functions.when(match, int(q)).otherwise(limit)
             rank = functions.row_number().over(Window.partitionBy(_quoted(strata))
-                                               .orderBy("__key"))
-            picked = keyed.withColumn("__rank", rank).where(functions.col("__rank") <= limit)
-    table = picked.orderBy("__key").drop("__key", "__rank").toArrow()
+                                               .orderBy(key))
+            picked = keyed.withColumn(rank_name, rank).where(functions.col(rank_name) <= limit)
+    table = picked.orderBy(key).drop(key, rank_name).toArrow()
     return table.to_pandas()
 
 
@@ -640,9 +643,16 @@ class Scored:
     (on_score_grid), whose effect on ROC AUC is bounded in `describe`."""
 
     def __init__(self, frame: Any, counts: np.ndarray, outputs: dict[tuple[str, str], Any],
-                 scored: dict[str, Any], truth: np.ndarray | None) -> None:
+                 scored: dict[str, Any], truth: np.ndarray | None,
+                 exact: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
         self.frame, self.counts, self.outputs = frame, counts, outputs
         self.scored, self.truth = scored, truth
+        self.exact = exact  # per role (or black-box score column): exact min, max per row
+
+    def exact_range(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The smallest and largest exact score behind each aggregated row's grid score,
+        for a role's model or a black-box score column (None: not on the grid)."""
+        return self.exact.get(key)
 
     def output(self, role: str, kind: str) -> np.ndarray:
         """A model's `labels` or `scores` per aggregated row."""
@@ -667,52 +677,64 @@ class Scored:
                 found[f"{role}_score_grid"] = {
                     "step_logit": SCORE_STEP,
                     "max_probability_shift": SCORE_STEP / 8,
-                    "roc_auc_error_bound": auc_tie_bound(self.truth, values, self.counts)}
+                    "roc_auc_error_bound": auc_tie_bound(self.truth, values, self.counts,
+                                                         *self.exact[role])}
         return found
 
 
-def auc_tie_bound(truth: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> float:
+def _grid_points(truth: np.ndarray, scores: np.ndarray, counts: np.ndarray,
+                 low: np.ndarray, high: np.ndarray) -> Any:
+    """Per grid point, high first: positives, negatives, and whether the exact scores it
+    stands for differ (a grid point of one exact score ties nothing that was not tied)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"s": scores, "p": np.where(truth, counts, 0),
+                          "n": np.where(truth, 0, counts), "low": low, "high": high})
+    points = frame.groupby("s").agg(p=("p", "sum"), n=("n", "sum"), low=("low", "min"),
+                                    high=("high", "max")).iloc[::-1]
+    return (points["p"].to_numpy(float), points["n"].to_numpy(float),
+            (points["high"] > points["low"]).to_numpy())
+
+
+def auc_tie_bound(truth: np.ndarray, scores: np.ndarray, counts: np.ndarray,
+                  low: np.ndarray, high: np.ndarray) -> float:
     """How far ROC AUC on grid scores can be from ROC AUC on the exact scores: at most
-    half the share of (positive, negative) pairs that share a grid point (those pairs
-    count 1/2; their exact order may have been either)."""
-    import pandas as pd
-
-    frame = pd.DataFrame({"s": scores, "p": np.where(truth, counts, 0),
-                          "n": np.where(truth, 0, counts)}).groupby("s").sum()
-    positives, negatives = frame["p"].sum(), frame["n"].sum()
-    if not positives or not negatives:
+    half the share of (positive, negative) pairs that share a grid point standing for
+    more than one exact score (those pairs count 1/2; their exact order may be either)."""
+    p, n, merged = _grid_points(truth, scores, counts, low, high)
+    if not p.sum() or not n.sum():
         return 0.0
-    return float(0.5 * np.dot(frame["p"].to_numpy(float), frame["n"].to_numpy(float))
-                 / (float(positives) * float(negatives)))
+    return float(0.5 * np.dot(p[merged], n[merged]) / (p.sum() * n.sum()))
 
 
-def ap_tie_bound(truth: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> float:
+def ap_tie_bound(truth: np.ndarray, scores: np.ndarray, counts: np.ndarray,
+                 low: np.ndarray, high: np.ndarray) -> float:
     """How far average precision on grid scores can be from average precision on the
-    exact scores: within a grid point holding p positives and n negatives, after TP and FP
-    rows scored higher, each positive's precision lies between (TP+1)/(TP+FP+n+1) and
-    (TP+p)/(TP+FP+p), whatever their exact order; the grid gives them one value there."""
-    import pandas as pd
-
-    frame = pd.DataFrame({"s": scores, "p": np.where(truth, counts, 0),
-                          "n": np.where(truth, 0, counts)}).groupby("s").sum()
-    p, n = frame["p"].to_numpy(float)[::-1], frame["n"].to_numpy(float)[::-1]  # high first
+    exact scores: within a grid point standing for several exact scores, holding p
+    positives and n negatives after TP and FP rows scored higher, each positive's
+    precision lies between (TP+1)/(TP+FP+n+1) and (TP+p)/(TP+FP+p), whatever their exact
+    order; the grid gives them one value there."""
+    p, n, merged = _grid_points(truth, scores, counts, low, high)
     if not p.sum():
         return 0.0
     tp, fp = np.cumsum(p) - p, np.cumsum(n) - n  # rows scored above each grid point
     with np.errstate(divide="ignore", invalid="ignore"):
-        low = (tp + 1) / (tp + fp + n + 1)
-        high = np.where(p > 0, (tp + p) / (tp + fp + p), 0)
-    return float(np.sum(np.where(p > 0, p * (high - low), 0)) / p.sum())
+        lowest = (tp + 1) / (tp + fp + n + 1)
+        highest = np.where(p > 0, (tp + p) / (tp + fp + p), 0)
+    return float(np.sum(np.where(merged & (p > 0), p * (highest - lowest), 0)) / p.sum())
 
 
-def grid_error(metric: str, truth: np.ndarray, scores: np.ndarray, counts: np.ndarray
-               ) -> float:
+def grid_error(metric: str, truth: np.ndarray, scores: np.ndarray, counts: np.ndarray,
+               low: np.ndarray, high: np.ndarray) -> float:
     """The most a metric can change because the scores were counted on the grid (0 for
-    metrics of labels, which were computed from exact scores)."""
+    metrics of labels, which were computed from exact scores, and where no grid point
+    stands for more than one exact score)."""
+    if not np.any(high > low):
+        return 0.0
     if metric == "roc_auc":
-        return auc_tie_bound(truth, scores, counts)
+        return auc_tie_bound(truth, scores, counts, low, high)
     if metric == "average_precision":
-        return ap_tie_bound(truth, scores, counts)
+        return ap_tie_bound(truth, scores, counts, low, high)
     if metric == "brier_score":  # |(q - y)^2 - (p - y)^2| <= 2 |q - p|
         return 2 * SCORE_STEP / 8
     if metric == "log_loss":  # |log q - log p| <= (1 - p) |logit q - logit p|
@@ -843,13 +865,15 @@ def _score_aggregate(context: Any, dataset: str) -> Scored:
     failed: dict[tuple[str, str], str] = {}
     plans = {role: plan for role, kinds in needs.items()
              if (plan := _plan(context, dataset, frame, role, kinds, failed)) is not None}
-    # columns travel under positional names (PySpark's mapInPandas cannot take a name with
-    # a backtick); nullable, for the rows that carry a model's error
+    # Data columns travel under positional names (__d0, …: mapInPandas cannot take a name
+    # with a backtick, and no data column can collide with the outputs below); nullable,
+    # for the rows that carry a model's error.
     kept = data_columns + score_columns
     fields = [types.StructField(f"__d{i}", frame.schema[c].dataType)
               for i, c in enumerate(data_columns)]
     fields += [types.StructField(f"__d{len(data_columns) + i}", types.DoubleType())
                for i in range(len(score_columns))]
+    gridded = [f"__d{len(data_columns) + i}" for i in range(len(score_columns))]
     for role, plan in plans.items():
         if "predict" in plan or plan["threshold"] is not None:
             label_type = types.BooleanType() if plan["threshold"] is not None else \
@@ -857,23 +881,30 @@ def _score_aggregate(context: Any, dataset: str) -> Scored:
             fields.append(types.StructField(f"__label_{role}", label_type))
         if "proba" in plan and plan["proba"][2]:
             fields.append(types.StructField(f"__score_{role}", types.DoubleType()))
-    fields += [types.StructField("__error", types.StringType()),
-               types.StructField("__n", types.LongType())]
-    names = [f.name for f in fields]
+            gridded.append(f"__score_{role}")
+    fields.append(types.StructField("__error", types.StringType()))
+    keys = [f.name for f in fields]
+    fields.append(types.StructField("__n", types.LongType()))
+    for column in gridded:  # the exact scores each grid point stands for: their range
+        fields += [types.StructField(f"__lo{column}", types.DoubleType()),
+                   types.StructField(f"__hi{column}", types.DoubleType())]
     inputs = sorted({c for plan in plans.values() for c in plan.get("inputs", ())}
                     | {plan["scores"] for plan in plans.values() if "scores" in plan}
                     | set(data_columns) | set(score_columns))
-    scoring = _scoring(plans, inputs, data_columns, score_columns, names, dataset)
+    scoring = _scoring(plans, inputs, data_columns, score_columns, keys, gridded, dataset)
     functions = pyspark().functions
+    ranges = [f(functions.col(f"__{side}{c}")).alias(f"__{side}{c}") for c in gridded
+              for f, side in ((functions.min, "lo"), (functions.max, "hi"))]
     aggregated = (frame.select(*[_quoted(c).alias(f"__c{i}") for i, c in enumerate(inputs)])
                   .mapInPandas(scoring, types.StructType(fields))
-                  .groupBy(*names[:-1]).agg(functions.sum("__n").alias("__n")))
+                  .groupBy(*keys).agg(functions.sum("__n").alias("__n"), *ranges)
+                  .orderBy(*keys))  # one order whatever the partitioning: the same draws
     table = aggregated.toArrow().to_pandas()
-    table = table.rename(columns={f"__d{i}": c for i, c in enumerate(kept)})
-    for error in table["__error"].dropna().unique():  # "role<TAB>message", per model
-        role, _, message = str(error).partition("\t")
-        failed.setdefault((role, "labels"), message)
-        failed.setdefault((role, "scores"), message)
+    for error in table["__error"].dropna().unique():  # "role<TAB>kind<TAB>message"
+        role, kind, message = str(error).split("\t", 2)
+        failed.setdefault((role, kind), message)
+        if kind == "scores" and plans[role]["threshold"] is not None:  # labels from scores
+            failed.setdefault((role, "labels"), message)
     table = table[table["__error"].isna()].reset_index(drop=True)
     counts = table["__n"].to_numpy(dtype=np.int64)
     expected = context.subject.datasets[dataset].rows
@@ -893,11 +924,15 @@ def _score_aggregate(context: Any, dataset: str) -> Scored:
                     if plan["threshold"] is not None else label.to_numpy()
         if (role, "scores") not in failed and score is not None:
             outputs[(role, "scores")] = score.to_numpy(dtype=float)
-    data = table[data_columns + score_columns].reset_index(drop=True)
+    exact = {c: (table[f"__lo{c}"].to_numpy(dtype=float), table[f"__hi{c}"].to_numpy(dtype=float))
+             for c in gridded}
+    exact = {kept[int(c[3:])] if c.startswith("__d") else c.removeprefix("__score_"): v
+             for c, v in exact.items()}  # by score column, or by role
+    data = table[[f"__d{i}" for i in range(len(kept))]].set_axis(kept, axis=1)
     truth = None
     if task == BINARY and target in data and context.subject.positive_label is not None:
         truth = (data[target] == context.subject.positive_label).to_numpy()
-    return Scored(data, counts, outputs, failed, truth)
+    return Scored(data, counts, outputs, failed, truth, exact)
 
 
 def _label_type(estimator: Any) -> str:
@@ -918,12 +953,14 @@ def _label_type(estimator: Any) -> str:
 
 
 def _scoring(plans: dict[str, dict[str, Any]], inputs: list[str], data_columns: list[str],
-             score_columns: list[str], names: list[str], dataset: str) -> Any:
+             score_columns: list[str], keys: list[str], gridded: list[str],
+             dataset: str) -> Any:
     """The function mapInPandas runs on each executor: score each batch with the models
-    (shipped in the closure) and count its distinct rows. What a model cannot do on a
-    batch becomes one row holding its role and message, and its outputs are left empty.
-    Self-contained (numpy and pandas only), so the executors need the models' libraries,
-    not mlcheck."""
+    (shipped in the closure) and count its distinct rows, with the range of the exact
+    scores behind each grid point. What a model's method cannot do on a batch becomes
+    one row holding the role, what it failed to compute and the message, and those
+    outputs are left empty. Self-contained (numpy and pandas only), so the executors need
+    the models' libraries, not mlcheck."""
     step = SCORE_STEP
 
     def on_grid(p: Any) -> Any:
@@ -935,34 +972,51 @@ def _scoring(plans: dict[str, dict[str, Any]], inputs: list[str], data_columns: 
     def thresholded(p: Any, threshold: float) -> Any:  # a NaN score has no label
         return np.where(np.isfinite(p), p >= threshold, None)
 
-    def outputs(role: str, plan: dict[str, Any], batch: Any) -> dict[str, Any]:
-        out = {}
-        if plan["estimator"] is None:  # a black box's exact scores, thresholded
-            return {f"__label_{role}": thresholded(batch[plan["scores"]].to_numpy(dtype=float),
-                                                   plan["threshold"])}
-        features = batch[plan["inputs"]]
-        if "proba" in plan:
-            positive, classes, keep = plan["proba"]
-            proba = np.asarray(plan["estimator"].predict_proba(features))
-            if proba.ndim != 2 or proba.shape != (len(batch), classes):
-                raise ValueError(f"predict_proba returned shape {proba.shape} for "
-                                 f"{len(batch)} rows; expected ({len(batch)}, {classes})")
-            outside = int(np.count_nonzero((proba < 0) | (proba > 1)))
-            if outside:
-                raise ValueError(f"predict_proba returned {outside} values outside [0, 1]")
-            p = proba[:, positive].astype(float)
-            if plan["threshold"] is not None:
-                out[f"__label_{role}"] = thresholded(p, plan["threshold"])
-            if keep:
-                out[f"__score_{role}"] = on_grid(p)
-        if "predict" in plan:
-            labels = np.asarray(plan["estimator"].predict(features))
-            if labels.ndim == 0 or labels.shape[0] != len(batch):
-                raise ValueError(f"predict returned {labels.shape[:1] or 0} rows for "
-                                 f"{len(batch)}")
-            out[f"__label_{role}"] = labels.astype(str) \
-                if plan["predict"] == "StringType" else labels
+    def call(role: str, method: str, batch: Any, plan: dict[str, Any]) -> Any:
+        out = np.asarray(getattr(plan["estimator"], method)(batch[plan["inputs"]]))
+        if out.ndim == 0 or out.shape[0] != len(batch):
+            raise ValueError(f"{method} returned {out.shape[:1] or 0} rows for {len(batch)}")
         return out
+
+    def outputs(role: str, plan: dict[str, Any], batch: Any, out: dict, exact: dict,
+                errors: list) -> None:
+        if plan["estimator"] is None:  # a black box's exact scores, thresholded
+            out[f"__label_{role}"] = thresholded(batch[plan["scores"]].to_numpy(dtype=float),
+                                                 plan["threshold"])
+            return
+        methods = [m for m, key in (("predict_proba", "proba"), ("predict", "predict"))
+                   if key in plan]
+        for method in methods:
+            try:
+                found = call(role, method, batch, plan)
+                if method == "predict":
+                    out[f"__label_{role}"] = found.astype(str) \
+                        if plan["predict"] == "StringType" else found
+                    continue
+                positive, classes, keep = plan["proba"]
+                if found.ndim != 2 or found.shape[1] != classes:
+                    raise ValueError(f"predict_proba returned shape {found.shape}; expected "
+                                     f"({len(batch)}, {classes}), one column per class")
+                outside = int(np.count_nonzero((found < 0) | (found > 1)))
+                if outside:
+                    raise ValueError(f"predict_proba returned {outside} values outside "
+                                     "[0, 1]")
+                p = found[:, positive].astype(float)
+                if plan["threshold"] is not None:
+                    out[f"__label_{role}"] = thresholded(p, plan["threshold"])
+                if keep:
+                    out[f"__score_{role}"], exact[f"__score_{role}"] = on_grid(p), p
+            except Exception as exc:  # the checks that read these outputs report it
+                kind = "scores" if method == "predict_proba" else "labels"
+                errors.append(f"{role}\t{kind}\t{role} model raised {type(exc).__name__} "
+                              f"in {method} on dataset '{dataset}' (on Spark): {exc}")
+                cleared = [f"__score_{role}"] if method == "predict_proba" else []
+                if method == "predict" or plan["threshold"] is not None:
+                    cleared.append(f"__label_{role}")  # labels from these scores too
+                for name in cleared:
+                    out[name] = None
+                    if name in gridded:
+                        exact[name] = np.full(len(batch), np.nan)
 
     def score(batches: Any) -> Any:
         import pandas as pd
@@ -970,25 +1024,30 @@ def _scoring(plans: dict[str, dict[str, Any]], inputs: list[str], data_columns: 
         for batch in batches:
             batch = batch.set_axis(inputs, axis=1)  # the columns' own names
             out = {f"__d{i}": batch[c] for i, c in enumerate(data_columns)}
-            out.update({f"__d{len(data_columns) + i}": on_grid(batch[c].to_numpy(dtype=float))
-                        for i, c in enumerate(score_columns)})
-            errors = []
+            exact = {}
+            for i, c in enumerate(score_columns):
+                values = batch[c].to_numpy(dtype=float)
+                name = f"__d{len(data_columns) + i}"
+                out[name], exact[name] = on_grid(values), values
+            errors: list[str] = []
             for role, plan in plans.items():
-                try:
-                    out.update(outputs(role, plan, batch))
-                except Exception as exc:  # the checks of this model report it
-                    errors.append(f"{role}\t{role} model raised {type(exc).__name__} on "
-                                  f"dataset '{dataset}' (on Spark): {exc}")
-                    out.update({n: None for n in names if n.startswith(
-                        (f"__label_{role}", f"__score_{role}"))})
-            counted = pd.DataFrame(out, index=batch.index).groupby(
-                [n for n in names[:-2]], dropna=False, sort=False, observed=True).size()
-            counted = counted.reset_index(name="__n")
-            counted.insert(len(names) - 2, "__error", None)
-            yield counted[names]
+                outputs(role, plan, batch, out, exact, errors)
+            frame = pd.DataFrame(out, index=batch.index)
+            for name in keys[:-1]:
+                if name not in frame:  # a model that failed before giving any output
+                    frame[name] = None
+            frame = frame[keys[:-1]].assign(__n=1, **{
+                f"__x{c}": exact.get(c, np.full(len(batch), np.nan)) for c in gridded})
+            counted = frame.groupby(keys[:-1], dropna=False, sort=False).agg(
+                __n=("__n", "sum"), **{f"__{side}{c}": (f"__x{c}", how) for c in gridded
+                                       for side, how in (("lo", "min"), ("hi", "max"))})
+            counted = counted.reset_index()
+            counted.insert(len(keys) - 1, "__error", None)
+            yield counted
             for error in errors:
-                yield pd.DataFrame({**{n: [None] for n in names[:-2]}, "__error": [error],
-                                    "__n": [0]})
+                yield pd.DataFrame({**{n: [None] for n in keys[:-1]}, "__error": [error],
+                                    "__n": [0], **{f"__{side}{c}": [None] for c in gridded
+                                                   for side in ("lo", "hi")}})
 
     return score
 

@@ -138,8 +138,10 @@ class RowBootstrap:
     def __init__(self, n: int, resamples: int, seed: np.random.SeedSequence,
                  weights: np.ndarray | None = None) -> None:
         self.n, self.resamples, self.seed, self.weights = n, resamples, seed, weights
-        self.spans = _spans(resamples, n, ROW_BLOCK)
-        self._kept: dict[int, np.ndarray] | None = {} if resamples * n <= KEEP else None
+        width = 1 if weights is None else 4  # bytes a count: uint8, or int32 when weighted
+        self.spans = _spans(resamples, n * width, ROW_BLOCK)
+        self._kept: dict[int, np.ndarray] | None = {} \
+            if resamples * n * width <= KEEP else None
 
     def _block(self, index: int) -> np.ndarray:
         if self._kept is not None and index in self._kept:
@@ -147,7 +149,7 @@ class RowBootstrap:
         start, stop = self.spans[index]
         rng = np.random.default_rng(_block_seed(self.seed, _ROWS, index))
         if self.weights is not None:
-            block = rng.poisson(self.weights, size=(stop - start, self.n))
+            block = rng.poisson(self.weights, size=(stop - start, self.n)).astype(np.int32)
         else:
             block = _POISSON[rng.integers(0, 65536, size=(stop - start, self.n),
                                           dtype=np.uint16)]

@@ -153,7 +153,7 @@ def test_a_model_that_raises_on_the_executors_is_every_checks_error(workspace, s
     assert result.verdict == "blocked"
     assert {c.verdict for c in result.checks} == {"error"}
     message = result.checks[0].message
-    assert "candidate model raised ValueError on dataset 'eval' (on Spark)" in message
+    assert "candidate model raised ValueError in predict on dataset 'eval' (on Spark)" in message
 
 
 def test_missing_target_values_on_spark_stop_the_run(workspace, spark):
@@ -325,10 +325,16 @@ def test_the_grid_error_bounds_hold(step, seed):
     ones = np.ones(3000, dtype=np.int64)
     auc_gap = abs(roc_auc_score(truth, exact) - roc_auc_score(truth, grid))
     ap_gap = abs(average_precision_score(truth, exact) - average_precision_score(truth, grid))
-    assert auc_gap <= auc_tie_bound(truth, grid, ones) + 1e-12
-    assert ap_gap <= ap_tie_bound(truth, grid, ones) + 1e-12
+    assert auc_gap <= auc_tie_bound(truth, grid, ones, exact, exact) + 1e-12
+    assert ap_gap <= ap_tie_bound(truth, grid, ones, exact, exact) + 1e-12
     if step > 0.1:  # a coarse grid really moves them, and the bounds say so
-        assert auc_tie_bound(truth, grid, ones) > 1e-3 and ap_tie_bound(truth, grid, ones) > 1e-3
+        assert auc_tie_bound(truth, grid, ones, exact, exact) > 1e-3
+        assert ap_tie_bound(truth, grid, ones, exact, exact) > 1e-3
+    tied = np.round(exact, 1)  # scores tied before the grid: the grid changes nothing
+    tied_grid = on_grid(tied, step)
+    if step < 0.01:
+        assert auc_tie_bound(truth, tied_grid, ones, tied, tied) == 0
+        assert ap_tie_bound(truth, tied_grid, ones, tied, tied) == 0
 
 
 def test_a_value_within_the_grid_bound_of_a_limit_is_inconclusive(workspace, spark):
@@ -485,3 +491,110 @@ def test_a_fairness_score_metric_at_its_limit_is_inconclusive_on_spark(workspace
                         model=model)
     assert at_limit.checks[-1].verdict == "inconclusive"
     assert "the Spark score grid" in at_limit.checks[-1].message
+
+
+# ------------------------------------------------------------------ second review
+
+
+def test_scores_tied_before_the_grid_get_no_error_bound(workspace, spark):
+    """A tree has few distinct scores: the grid merges none of them, so Spark's values
+    are the local ones and no check is left undecided."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    frame, _ = small_binary(rows=3000)
+    model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(frame[["x", "z"]],
+                                                                    frame["y"])
+    workspace.frame("eval.parquet", frame)
+    rules = "- {metric: roc_auc, min: 0.6}\n    - {metric: average_precision, min: 0.5}"
+    policy = binary_policy(SPARK_EVAL, rules=rules).replace(
+        "{metric: demographic_parity_difference, max: 0.2}", "{metric: roc_auc, min: 0.6}")
+    local = evaluate(workspace.policy(policy.replace(SPARK_EVAL, "eval.parquet"), "l.yaml"),
+                     model=model)
+    distributed = evaluate(workspace.policy(policy, "s.yaml"), model=model)
+    assert [(c.id, c.verdict, c.value) for c in local.checks] == \
+        [(c.id, c.verdict, c.value) for c in distributed.checks]
+    assert not any("grid_error_bound" in c.evidence for c in distributed.checks)
+
+
+def test_cells_and_groups_do_not_depend_on_row_order_or_dtype(workspace, spark):
+    """A nullable boolean column is `boolean` in pandas and objects from Spark; shuffled
+    or not, either way, the same data draws the same cells."""
+    frame, model = small_binary(rows=1500)
+    frame["group"] = pd.array(np.where(frame["x"] > 0.5, None, frame["z"] > 0),
+                              dtype="boolean")
+    workspace.frame("eval.parquet", frame)
+    workspace.frame("shuffled.parquet", frame.sample(frac=1, random_state=1))
+    runs = [evaluate(workspace.policy(binary_policy(source), f"{i}.yaml"), model=model)
+            for i, source in enumerate(("eval.parquet", "shuffled.parquet", SPARK_EVAL))]
+    first = [(c.id, c.verdict, c.value, c.interval) for c in runs[0].checks]
+    assert runs[0].checks[-2].id == "performance/recall[group=<missing>]"
+    for other in runs[1:]:
+        assert [(c.id, c.verdict, c.value, c.interval) for c in other.checks] == first
+
+
+def test_spark_intervals_do_not_depend_on_partitioning(workspace, spark):
+    frame, model = small_binary(rows=2000)
+    workspace.frame("eval.parquet", frame)
+    source = spark.read.parquet(str(workspace.root / "eval.parquet"))
+    policy = workspace.policy(binary_policy("eval.parquet", rules="- {metric: roc_auc, min: 0.5}"))
+    one, five = (evaluate(policy, model=model, datasets={"eval": source.repartition(n)})
+                 for n in (1, 5))
+    assert [(c.id, c.value, c.interval) for c in one.checks] == \
+        [(c.id, c.value, c.interval) for c in five.checks]
+
+
+def test_data_columns_named_like_the_aggregates_own(workspace, spark):
+    frame, model = small_binary()
+    frame = frame.rename(columns={"group": "__label_candidate"})
+    frame["__n"], frame["__error"], frame["__sample_key"] = 1, "x", 2
+    workspace.frame("eval.parquet", frame)
+    policy = binary_policy(SPARK_EVAL).replace("[group]", "[__label_candidate]")
+    local = evaluate(workspace.policy(policy.replace(SPARK_EVAL, "eval.parquet"), "l.yaml"),
+                     model=model)
+    distributed = evaluate(workspace.policy(policy, "s.yaml"), model=model)
+    assert [(c.id, c.verdict, c.value, c.interval) for c in local.checks] == \
+        [(c.id, c.verdict, c.value, c.interval) for c in distributed.checks]
+    from mlcheck.spark import draw_sample
+
+    sample = draw_sample(spark.read.parquet(str(workspace.root / "eval.parquet")), 20, 1, "y")
+    assert list(sample.columns) == list(frame.columns) and (sample["__sample_key"] == 2).all()
+
+
+class ProbaFails:
+    """A baseline whose predict works and predict_proba raises."""
+
+    classes_ = np.array([0, 1])
+
+    def predict(self, frame):
+        return (frame["x"].to_numpy() > 0).astype(int)
+
+    def predict_proba(self, frame):
+        raise RuntimeError("no probabilities here")
+
+
+def test_a_failing_predict_proba_leaves_the_label_checks_measured(workspace, spark,
+                                                                 by_value):
+    frame, model = small_binary()
+    workspace.frame("eval.parquet", frame)
+    rules = ("- {metric: roc_auc, baseline: {max_drop: 0.5}}\n"
+             "    - {metric: accuracy, baseline: {max_drop: 0.5}}")
+    policy = binary_policy(SPARK_EVAL, ", baseline: {path: b.skops}", rules)
+    result = evaluate(workspace.policy(policy), model=model, baseline=ProbaFails())
+    verdicts = {c.id: c for c in result.checks}
+    assert verdicts["performance/accuracy/vs_baseline"].verdict == "pass"
+    failed = verdicts["performance/roc_auc/vs_baseline"]
+    assert failed.verdict == "error"
+    assert "baseline model raised RuntimeError in predict_proba on dataset 'eval'" \
+        in failed.message
+
+
+@pytest.mark.parametrize(("value", "low", "high", "doubt"), [
+    (0.80, 0.79, 0.81, False),  # clear of both bounds by more than the slack
+    (0.80, 0.799, None, True),  # near the floor
+    (0.80, 0.7995, 0.8005, True),  # a window narrower than the grid's reach: undecided
+    (0.70, 0.80, None, False),  # clearly below
+])
+def test_grid_doubt_never_lets_rounding_decide(value, low, high, doubt):
+    from mlcheck.checks.performance import grid_doubt
+
+    assert (grid_doubt(value, None, low, high, "value", 0.002) is not None) == doubt

@@ -209,9 +209,9 @@ def _fairness_check(rule: FairnessRule, spec: FairnessSpec, columns: tuple[str, 
             interval = percentile_interval(side.samples, confidence, side.method) \
                 if side.samples is not None else None
             ok, gated = judge(side.value, interval, side.low, side.high, rule.gate_on)
-            confident_fail = interval is not None and (
-                (side.low is not None and interval.high < side.low)
-                or (side.high is not None and interval.low > side.high))
+            confident_fail = interval is not None and (  # beyond the grid's reach too
+                (side.low is not None and interval.high + side.slack < side.low)
+                or (side.high is not None and interval.low - side.slack > side.high))
             judged.append((side, interval, ok, gated, confident_fail,
                            doubt(interval, max_width, side.low, side.high) or grid_doubt(
                                side.value, interval, side.low, side.high, rule.gate_on,

@@ -304,7 +304,13 @@ def grid_slack(metric: Metric, context: Context, role: str, dataset: str, rows: 
     from mlcheck.spark import grid_error
 
     truth, scores, weights = _inputs(metric, context, role, dataset, rows)
-    return grid_error(metric.name, truth, scores, weights) if scores.ndim == 1 else 0.0
+    model = context.model(role)
+    exact = context.scored(dataset).exact_range(
+        role if model.estimator is not None else str(model.source.scores))
+    if exact is None or scores.ndim != 1:
+        return 0.0
+    low, high = (part if rows is None else part[rows] for part in exact)
+    return grid_error(metric.name, truth, scores, weights, low, high)
 
 
 def grid_doubt(value: float, interval: Interval | None, low: float | None,
@@ -319,7 +325,9 @@ def grid_doubt(value: float, interval: Interval | None, low: float | None,
             interval, low=interval.low + shift, high=interval.high + shift)
         return judge(value + shift, moved, low, high, gate_on)[0]
 
-    if verdict(-slack) == verdict(slack):
+    # the shifts that pass form one interval: both ends passing means every shift does
+    at, ends = verdict(0.0), (verdict(-slack), verdict(slack))
+    if (at and all(ends)) or (not at and not any(ends)):
         return None
     return (f"within {slack:.2g} of the bound, the most the Spark score grid can move this "
             "metric: the exact scores could decide either way")
