@@ -305,7 +305,8 @@ def test_mutation_testing_a_spark_source_says_to_sample_it(workspace, spark):
 
 def on_grid(p: np.ndarray, step: float) -> np.ndarray:
     """The score grid as docs/spark.md defines it: nearest point, uniform in logit."""
-    z = np.round(np.log(p / (1 - p)) / step) * step
+    with np.errstate(divide="ignore"):
+        z = np.round(np.log(p / (1 - p)) / step) * step
     return 1 / (1 + np.exp(-z))
 
 
