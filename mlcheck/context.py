@@ -70,6 +70,17 @@ def sorted_codes(values: Any) -> tuple[np.ndarray, list]:
     return codes, uniques
 
 
+def joint_codes(parts: list[Any]) -> tuple[np.ndarray, list[tuple[np.ndarray, list]]]:
+    """Codes of rows by several columns jointly, numbered in the sorted order of their
+    value tuples (each column's missing values last), with each column's own codes and
+    values. Renumbered after each column, so the codes stay below the row count."""
+    columns = [sorted_codes(part) for part in parts]
+    joint = np.zeros(len(columns[0][0]), dtype=np.int64)
+    for codes, uniques in columns:
+        joint = pd.factorize(joint * len(uniques) + codes, sort=True)[0]
+    return joint, columns
+
+
 class _WrongRows(Exception):
     """A model returned a number of rows other than it was given."""
 
@@ -156,11 +167,7 @@ class Context:
                              else self.frame(dataset)[name])
             except (CheckError, KeyError):
                 continue
-        cells = np.zeros(len(parts[0]), dtype=np.int64)
-        for part in parts:
-            codes, uniques = sorted_codes(part)
-            cells = pd.factorize(cells * len(uniques) + codes, sort=True)[0]
-        return cells
+        return joint_codes(parts)[0]
 
     def frame(self, dataset: str) -> pd.DataFrame:
         """A dataset's rows; for a Spark dataset, its distinct scored combinations (the

@@ -677,3 +677,30 @@ def test_every_kind_of_missing_value_labels_a_slice_the_same_way():
     from mlcheck.checks import label
 
     assert {label(v) for v in (None, float("nan"), np.nan, pd.NA, pd.NaT)} == {"<missing>"}
+
+
+def test_groups_of_many_high_cardinality_columns_stay_distinct():
+    """Four columns of 60,000 values each have more combinations than an int64 holds;
+    each row's group is still its own, numbered in the sorted order of the tuples."""
+    from mlcheck.checks import groups
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({f"c{i}": rng.permutation(60_000) for i in range(4)})
+
+    class Rows:  # what groups() reads of a run's context
+        def frame(self, dataset):
+            return frame
+
+        def spark_frame(self, dataset):
+            return None
+
+        def weights(self, dataset):
+            return None
+
+        def memo(self, key, compute):
+            return compute()
+
+    found = groups(Rows(), "eval", ("c0", "c1", "c2", "c3"))
+    order = np.lexsort([frame[c] for c in ("c3", "c2", "c1", "c0")])
+    assert np.array_equal(found.codes[order], np.arange(60_000))
+    assert found.keys[0] == tuple(str(v) for v in frame.iloc[order[0]])

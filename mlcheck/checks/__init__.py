@@ -131,22 +131,11 @@ def groups(context: Context, dataset: str, columns: tuple[str, ...]) -> Groups:
             if column not in (frame.columns if spark is None else spark.columns):
                 raise CheckError(missing_column_message(
                     column, frame if spark is None else spark, dataset))
-        import pandas as pd
+        from mlcheck.context import joint_codes
 
-        from mlcheck.context import sorted_codes
-
-        parts = [sorted_codes(frame[column]) for column in columns]
-        combined = np.zeros(len(frame), dtype=np.int64)
-        for codes, uniques in parts:  # the groups in sorted order, missing values last
-            combined = combined * len(uniques) + codes
-        codes, found = pd.factorize(combined, sort=True)
-        keys = []
-        for value in found:
-            key = []
-            for _, uniques in reversed(parts):
-                value, digit = divmod(int(value), len(uniques))
-                key.append(uniques[digit])
-            keys.append(tuple(reversed(key)))
+        codes, parts = joint_codes([frame[column] for column in columns])
+        first = np.unique(codes, return_index=True)[1]  # a row of each group, in order
+        keys = [tuple(uniques[own[row]] for own, uniques in parts) for row in first]
         sizes = np.bincount(codes, weights=context.weights(dataset), minlength=len(keys))
         return Groups(columns, codes, [tuple(label(v) for v in key) for key in keys],
                       sizes.astype(np.int64))
