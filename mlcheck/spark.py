@@ -22,6 +22,7 @@ Drift on Spark computes the same statistics as the local engine (mlcheck/checks/
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -631,7 +632,7 @@ def target_summary(frame: Any, target: str, most: int = 1000) -> tuple[int, list
     return int(count), labels, kind
 
 
-SCORE_STEP = 1e-3  # the score grid's step, in logit units (see on_score_grid)
+SCORE_STEP = 1e-3  # the score grid's step, in logit units (see _scoring.on_grid)
 
 
 class Scored:
@@ -640,13 +641,14 @@ class Scored:
     and each model's predicted label and score, with how many rows each stands for. It is
     all performance and fairness read: cell counts are exact, so confusion-based metrics,
     group rates and their intervals are the local engine's; scores are counted on a grid
-    (on_score_grid), whose effect on ROC AUC is bounded in `describe`."""
+    (SCORE_STEP), whose effect on each score metric is bounded (grid_error)."""
 
     def __init__(self, frame: Any, counts: np.ndarray, outputs: dict[tuple[str, str], Any],
-                 scored: dict[str, Any], truth: np.ndarray | None,
+                 failed: dict[tuple[str, str], str], truth: np.ndarray | None,
                  exact: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
         self.frame, self.counts, self.outputs = frame, counts, outputs
-        self.scored, self.truth = scored, truth
+        self.failed = failed  # (role, kind) -> why that output could not be computed
+        self.truth = truth
         self.exact = exact  # per role (or black-box score column): exact min, max per row
 
     def exact_range(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -657,17 +659,13 @@ class Scored:
     def output(self, role: str, kind: str) -> np.ndarray:
         """A model's `labels` or `scores` per aggregated row."""
         if (role, kind) not in self.outputs:
-            raise CheckError(self.scored.get((role, kind)) or
+            raise CheckError(self.failed.get((role, kind)) or
                              f"the {role} model's {kind} were not computed on Spark")
         return self.outputs[(role, kind)]
 
-    def describe(self) -> dict[str, Any]:
+    @functools.cached_property
+    def description(self) -> dict[str, Any]:
         """The evidence's `spark` entry (computed once: every check shows it)."""
-        if getattr(self, "_described", None) is None:
-            self._described = self._describe()
-        return self._described
-
-    def _describe(self) -> dict[str, Any]:
         found = {"rows": int(self.counts.sum()), "aggregated_rows": len(self.counts),
                  "computed": "model scored on the executors (mapInPandas); the driver "
                              "received counts per distinct combination of the columns "
@@ -924,10 +922,10 @@ def _score_aggregate(context: Any, dataset: str) -> Scored:
                     if plan["threshold"] is not None else label.to_numpy()
         if (role, "scores") not in failed and score is not None:
             outputs[(role, "scores")] = score.to_numpy(dtype=float)
-    exact = {c: (table[f"__lo{c}"].to_numpy(dtype=float), table[f"__hi{c}"].to_numpy(dtype=float))
-             for c in gridded}
-    exact = {kept[int(c[3:])] if c.startswith("__d") else c.removeprefix("__score_"): v
-             for c, v in exact.items()}  # by score column, or by role
+    exact = {  # by black-box score column, or by role
+        kept[int(c[3:])] if c.startswith("__d") else c.removeprefix("__score_"):
+        (table[f"__lo{c}"].to_numpy(dtype=float), table[f"__hi{c}"].to_numpy(dtype=float))
+        for c in gridded}
     data = table[[f"__d{i}" for i in range(len(kept))]].set_axis(kept, axis=1)
     truth = None
     if task == BINARY and target in data and context.subject.positive_label is not None:
@@ -972,7 +970,7 @@ def _scoring(plans: dict[str, dict[str, Any]], inputs: list[str], data_columns: 
     def thresholded(p: Any, threshold: float) -> Any:  # a NaN score has no label
         return np.where(np.isfinite(p), p >= threshold, None)
 
-    def call(role: str, method: str, batch: Any, plan: dict[str, Any]) -> Any:
+    def call(method: str, batch: Any, plan: dict[str, Any]) -> Any:
         out = np.asarray(getattr(plan["estimator"], method)(batch[plan["inputs"]]))
         if out.ndim == 0 or out.shape[0] != len(batch):
             raise ValueError(f"{method} returned {out.shape[:1] or 0} rows for {len(batch)}")
@@ -988,7 +986,7 @@ def _scoring(plans: dict[str, dict[str, Any]], inputs: list[str], data_columns: 
                    if key in plan]
         for method in methods:
             try:
-                found = call(role, method, batch, plan)
+                found = call(method, batch, plan)
                 if method == "predict":
                     out[f"__label_{role}"] = found.astype(str) \
                         if plan["predict"] == "StringType" else found

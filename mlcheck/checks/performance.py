@@ -338,7 +338,7 @@ def on_spark(context: Context, dataset: str) -> dict:
     on a grid, what that can change (the evidence's `spark` entry)."""
     if context.spark_frame(dataset) is None:
         return {}
-    return {"spark": context.scored(dataset).describe()}
+    return {"spark": context.scored(dataset).description}
 
 
 def _uses_delong(rule: PerformanceRule, context: Context, n: int) -> bool:
