@@ -61,6 +61,10 @@ GZIP_RATIO = Limit("MLCHECK_MAX_GZIP_RATIO", 100, "times its compressed size",
 GZIP_FLOOR = 256 * MiB
 RECORD = Limit("MLCHECK_MAX_RECORD_BYTES", 100 * MiB, "bytes",
                "records, reports and reference profiles")
+# what a Spark dataset's scoring sends the driver: one row per distinct combination of
+# target, labels, grid scores and slice or sensitive values (a per-row id would be rows)
+SPARK_CELLS = Limit("MLCHECK_MAX_SPARK_CELLS", 5_000_000, "rows",
+                    "the counts a Spark dataset's scoring returns")
 MODEL = Limit("MLCHECK_MAX_MODEL_BYTES", 4 * 1024 * MiB, "bytes", "model files")
 KEY = Limit("MLCHECK_MAX_KEY_BYTES", 64 * 1024, "bytes", "key files")
 

@@ -140,10 +140,19 @@ def load_dataset(policy: Any, name: str, needed: Any, given: Any = None) -> Any:
     import pandas as pd
 
     if spec.sample is not None:  # the sample's rows come to the driver: a pandas dataset
+        from mlcheck.inputs import DATASET_ROWS
         from mlcheck.subject import _strata
 
-        sample = draw_sample(source, spec.sample.rows, spec.sample.seed, _strata(policy),
-                             keep=list(frame.columns))
+        if min(spec.sample.rows, rows) > DATASET_ROWS.value():
+            raise InputError(DATASET_ROWS.exceeded(
+                f"dataset '{name}': its sample", f"has {min(spec.sample.rows, rows):,} "
+                "rows").message, policy.origin.locate("data", "datasets", name, "sample"))
+        try:
+            sample = draw_sample(source, spec.sample.rows, spec.sample.seed, _strata(policy),
+                                 keep=list(frame.columns))
+        except Exception as exc:  # the driver's result size, a lost executor, …
+            raise InputError(f"dataset '{name}': Spark could not draw its sample from "
+                             f"{shown}: {first_line(exc)}", where) from None
         return LoadedDataset(name, sample, artifact, len(columns), digest_method=DIGEST,
                              sample={"rows": len(sample), "of": rows,
                                      "seed": spec.sample.seed, "method": SAMPLE_METHOD})
@@ -897,7 +906,16 @@ def _score_aggregate(context: Any, dataset: str) -> Scored:
                   .mapInPandas(scoring, types.StructType(fields))
                   .groupBy(*keys).agg(functions.sum("__n").alias("__n"), *ranges)
                   .orderBy(*keys))  # one order whatever the partitioning: the same draws
-    table = aggregated.toArrow().to_pandas()
+    from mlcheck.inputs import SPARK_CELLS
+
+    cap = SPARK_CELLS.value()
+    table = aggregated.limit(cap + 1).toArrow()  # never more than the cap to the driver
+    if table.num_rows > cap:
+        raise CheckError(SPARK_CELLS.exceeded(
+            f"scoring dataset '{dataset}' (on Spark)", f"gives more than {cap:,} distinct "
+            f"combinations of {', '.join(kept)} and the models' outputs: a slice or "
+            "sensitive column with about one value per row?").message)
+    table = table.to_pandas()
     for error in table["__error"].dropna().unique():  # "role<TAB>kind<TAB>message"
         role, kind, message = str(error).split("\t", 2)
         failed.setdefault((role, kind), message)

@@ -599,3 +599,32 @@ def test_grid_doubt_never_lets_rounding_decide(value, low, high, doubt):
     from mlcheck.checks.performance import grid_doubt
 
     assert (grid_doubt(value, None, low, high, "value", 0.002) is not None) == doubt
+
+
+def test_a_per_row_slice_column_is_refused_not_collected(workspace, spark, monkeypatch):
+    """Slicing by a column with one value per row would send the driver rows, not
+    counts: past MLCHECK_MAX_SPARK_CELLS combinations the checks say so, having
+    received at most that many."""
+    frame, model = small_binary(rows=500)
+    frame["id"] = np.arange(500)
+    workspace.frame("eval.parquet", frame)
+    monkeypatch.setenv("MLCHECK_MAX_SPARK_CELLS", "100")
+    policy = binary_policy(SPARK_EVAL).replace("by: [group]", "by: [id]")
+    result = evaluate(workspace.policy(policy), model=model)
+    assert {c.verdict for c in result.checks} == {"error"}
+    message = result.checks[0].message
+    assert "scoring dataset 'eval' (on Spark) gives more than 100 distinct" in message
+    assert "MLCHECK_MAX_SPARK_CELLS" in message
+
+
+def test_a_sample_larger_than_the_row_limit_is_refused(workspace, spark, monkeypatch):
+    frame, model = small_binary(rows=500)
+    workspace.frame("eval.parquet", frame)
+    monkeypatch.setenv("MLCHECK_MAX_DATASET_ROWS", "100")
+    policy = binary_policy(
+        "{spark: {path: eval.parquet, format: parquet}, sample: {rows: 300, seed: 1}}")
+    with pytest.raises(InputError) as caught:
+        evaluate(workspace.policy(policy), model=model)
+    assert "dataset 'eval': its sample has 300 rows" in str(caught.value)
+    assert "MLCHECK_MAX_DATASET_ROWS" in str(caught.value)
+    assert "policy.yaml:" in str(caught.value)
